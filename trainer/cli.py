@@ -1,0 +1,236 @@
+"""The command line: thin commands that parse, call the library and hand results to report.
+
+Exit codes: 0 success; 1 failure while running; 2 bad config or usage (nothing written);
+3 a --fail-under/--fail-over metric gate was not met; 130 interrupted.
+TensorFlow is imported only by commands that touch a model (fit, eval).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from trainer.errors import EXIT_FAILURE, EXIT_USAGE, GateError, TrainerError, UsageError
+
+app = typer.Typer(
+    name="trainer",
+    help="Train and evaluate Keras models from validated YAML configs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Check, show and describe configs (no TensorFlow).",
+                         no_args_is_help=True)  # fmt: skip
+app.add_typer(config_app, name="config")
+
+ConfigPath = Annotated[Path, typer.Argument(help="A YAML config file.", show_default=False)]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a key: --set optimizer.learning_rate=0.05 (repeatable)."),
+]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")]
+FailUnder = Annotated[
+    list[str] | None,
+    typer.Option("--fail-under", help="Exit 3 if a test metric is below a bar: accuracy=0.95."),
+]
+FailOver = Annotated[
+    list[str] | None,
+    typer.Option("--fail-over", help="Exit 3 if a test metric is above a bar: loss=0.3."),
+]
+
+
+def handled(command):
+    """Turn library exceptions into a message and a documented exit code, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from trainer import report
+
+        debug = kwargs.get("debug", False) or os.environ.get("TRAINER_DEBUG") == "1"
+        if debug:
+            os.environ["TRAINER_DEBUG"] = "1"
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except TrainerError as exc:
+            report.error(exc, debug)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            report.error(RuntimeError("interrupted"), debug)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # an internal error: say so plainly
+            report.error(RuntimeError(f"internal error: {type(exc).__name__}: {exc}"), debug)
+            raise typer.Exit(EXIT_FAILURE) from None
+
+    return wrapper
+
+
+def _bars(pairs: list[str] | None, option: str) -> dict[str, float]:
+    bars = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        try:
+            bars[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise UsageError(f"{option} '{pair}': expected METRIC=NUMBER, e.g. accuracy=0.95")
+    return bars
+
+
+def _gate(metrics: dict, under: dict[str, float], over: dict[str, float]) -> None:
+    from trainer.evaluation import check_gates
+
+    failures = check_gates(metrics["test"], under, over)
+    if failures:
+        raise GateError("metric gate failed: " + "; ".join(failures))
+
+
+@app.command()
+@handled
+def fit(
+    config: ConfigPath,
+    overrides: Overrides = None,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Write the run exactly here (must be new or empty).")
+    ] = None,
+    runs_root: Annotated[Path, typer.Option(help="Parent of <name>-<timestamp>/ runs.")] = Path(
+        "runs"
+    ),
+    json_output: Json = False,
+    fail_under: FailUnder = None,
+    fail_over: FailOver = None,
+    debug: Debug = False,
+) -> None:
+    """Train a model from CONFIG, print its test metrics and write a run directory."""
+    from trainer import report
+    from trainer.config import load_config
+
+    cfg = load_config(config, overrides or [])
+    under, over = _bars(fail_under, "--fail-under"), _bars(fail_over, "--fail-over")
+    from trainer import engine
+
+    target = engine.new_run_dir(cfg, runs_root, run_dir)
+    result = engine.fit(cfg, target, report.progress())
+    if json_output:
+        report.print_json(result.metrics)
+    else:
+        report.metrics_report(result.metrics, f"{cfg.name}: test metrics")
+    report.note(f"run saved in {result.run_dir}  (trainer eval {result.run_dir})")
+    _gate(result.metrics, under, over)
+
+
+@app.command("eval")
+@handled
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run directory written by `trainer fit`.")],
+    json_output: Json = False,
+    fail_under: FailUnder = None,
+    fail_over: FailOver = None,
+    debug: Debug = False,
+) -> None:
+    """Reload a saved run, recompute its test metrics and print the same report."""
+    from trainer import report
+
+    under, over = _bars(fail_under, "--fail-under"), _bars(fail_over, "--fail-over")
+    if not run.is_dir():
+        raise UsageError(f"run directory '{run}' does not exist")
+    from trainer import engine
+
+    cfg, metrics = engine.evaluate_run(run)
+    if json_output:
+        report.print_json(metrics)
+    else:
+        report.metrics_report(metrics, f"{cfg.name}: test metrics (re-evaluated)")
+    _gate(metrics, under, over)
+
+
+@config_app.command("validate")
+@handled
+def config_validate(
+    configs: Annotated[list[Path], typer.Argument(help="Config files to check.")],
+    overrides: Overrides = None,
+    debug: Debug = False,
+) -> None:
+    """Check configs against the schema; exit 2 if any is invalid."""
+    from trainer import report
+    from trainer.config import load_config
+
+    failed = 0
+    for path in configs:
+        try:
+            load_config(path, overrides or [])
+            report.print_text(f"ok  {path}")
+        except TrainerError as exc:
+            failed += 1
+            report.error(exc)
+    if failed:
+        raise typer.Exit(EXIT_USAGE)
+
+
+@config_app.command("show")
+@handled
+def config_show(config: ConfigPath, overrides: Overrides = None, debug: Debug = False) -> None:
+    """Print the resolved config, every default filled in."""
+    from trainer import report
+    from trainer.config import load_config, to_yaml
+
+    report.print_text(to_yaml(load_config(config, overrides or [])))
+
+
+@config_app.command("schema")
+@handled
+def config_schema(debug: Debug = False) -> None:
+    """Print the config's JSON Schema (for editor completion and checking)."""
+    from trainer import report
+    from trainer.schema import json_schema
+
+    report.print_json(json_schema())
+
+
+@app.command("datasets")
+@handled
+def list_datasets(debug: Debug = False) -> None:
+    """List the datasets and whether each is available offline on this machine."""
+    from trainer import report
+    from trainer.datasets import DATASETS
+
+    rows = []
+    for entry in DATASETS.entries():
+        params = entry.params(**({"path": None} if "path" in entry.params.model_fields else {}))
+        available = entry.info.get("available", lambda: False)()
+        rows.append({
+            "name": entry.name,
+            "task": params.task(),
+            "offline": "yes" if available else "download",
+            "description": entry.description,
+        })  # fmt: skip
+    report.datasets_table(rows)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from trainer import __version__
+
+        typer.echo(f"trainer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Train and evaluate Keras models from validated YAML configs."""
+
+
+def main() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    app()

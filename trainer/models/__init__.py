@@ -1,0 +1,30 @@
+"""Model families by name.
+
+A family is one module: a ``Params`` class (its hyperparameters, validated before
+TensorFlow starts) and a builder registered with ``MODELS.register(Params, ...)``. Every
+builder has the same signature, ``build(spec, *, l1, l2, dropout, **hyperparameters)``,
+and returns an uncompiled ``keras.Model`` whose output already fits ``spec.task``
+(see :mod:`trainer.models.head`), so the engine never branches on the family.
+
+``register`` info keys:
+  regularization: which of l1, l2, dropout the family applies (others are config errors)
+  tasks: which dataset tasks it can learn
+  describe: optional ``(model) -> dict`` of learned values worth reporting
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from trainer.registry import Registry
+
+MODELS = Registry("model", "trainer.models")
+
+# Keras activation names (checked against keras.activations by the tests), listed here so
+# that a misspelt activation fails validation before TensorFlow is imported.
+Activation = Literal[
+    "celu", "elu", "exponential", "gelu", "hard_sigmoid", "hard_silu", "hard_swish",
+    "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "mish", "relu", "relu6", "selu",
+    "sigmoid", "silu", "softplus", "softsign", "sparse_plus", "squareplus", "swish", "tanh",
+    "tanh_shrink",
+]  # fmt: skip

@@ -1,0 +1,40 @@
+"""The output layer and the default loss that follow from the dataset's task."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
+
+    from trainer.datasets import DataSpec
+
+DEFAULT_LOSS = {
+    "regression": "mean_squared_error",
+    "binary": "binary_crossentropy",
+    "multiclass": "sparse_categorical_crossentropy",
+}
+
+
+def output_layer(spec: DataSpec, regularizer=None, name: str = "output") -> keras.layers.Layer:
+    """Dense output: linear for regression, sigmoid for binary, softmax for multiclass."""
+    import keras
+
+    if spec.task == "regression":
+        units, activation = spec.target_dim, "linear"
+    elif spec.task == "binary":
+        units, activation = 1, "sigmoid"
+    else:
+        units, activation = spec.num_classes, "softmax"
+    return keras.layers.Dense(
+        units, activation=activation, kernel_regularizer=regularizer, name=name
+    )
+
+
+def kernel_regularizer(l1: float, l2: float):
+    """An L1, L2 or L1+L2 kernel penalty, or None when both are zero."""
+    import keras
+
+    if l1 == 0 and l2 == 0:
+        return None
+    return keras.regularizers.L1L2(l1=l1, l2=l2)

@@ -1,0 +1,162 @@
+"""The only module that writes to the terminal.
+
+Results go to stdout; progress, notes and errors go to stderr, so ``--json`` output stays
+machine-readable. On a terminal progress is a rich bar; elsewhere (CI logs) it is one
+plain line per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def error(exc: BaseException, debug: bool = False) -> None:
+    err.print("[bold red]error:[/] ", end="")
+    err.print(str(exc), markup=False)
+    if debug:
+        err.print_exception(show_locals=False)
+    elif not getattr(exc, "exit_code", None):
+        err.print("(rerun with --debug to see the traceback)", style="dim")
+
+
+def note(text: str) -> None:
+    err.print(text, markup=False, style="dim")
+
+
+def warn(text: str) -> None:
+    err.print("[yellow]warning:[/] ", end="")
+    err.print(text, markup=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def print_text(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def metrics_report(metrics: dict[str, Any], title: str, console: Console = out) -> None:
+    """Tables for the test metrics, the confusion matrix and the per-class scores."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("test", justify="right")
+    for name, value in metrics["test"].items():
+        table.add_row(name, _fmt(value))
+    console.print(table)
+    if "confusion_matrix" in metrics:
+        names = metrics["class_names"]
+        matrix = Table(title="confusion matrix (rows: true, columns: predicted)",
+                       title_justify="left")  # fmt: skip
+        matrix.add_column("")
+        for name in names:
+            matrix.add_column(name, justify="right")
+        for name, row in zip(names, metrics["confusion_matrix"], strict=True):
+            matrix.add_row(name, *(str(v) for v in row))
+        console.print(matrix)
+        per_class = Table(title="per class", title_justify="left")
+        for column in ("class", "precision", "recall", "f1", "support"):
+            per_class.add_column(column, justify="left" if column == "class" else "right")
+        for name, row in metrics["per_class"].items():
+            per_class.add_row(name, *(_fmt(row[k]) for k in ("precision", "recall", "f1")),
+                              str(row["support"]))  # fmt: skip
+        console.print(per_class)
+    if "model" in metrics:
+        for key, value in metrics["model"].items():
+            console.print(f"{key}: {value}", markup=False)
+
+
+
+class PlainProgress:
+    """One line per epoch: readable in CI logs and when piped."""
+
+    def __init__(self, console: Console = err) -> None:
+        self.console = console
+
+    def stage(self, text: str) -> None:
+        self.console.print(f"{text} ...", markup=False, style="dim")
+
+    def start(self, epochs: int, steps_per_epoch: int) -> None:
+        self.console.print(f"training: {epochs} epochs of {steps_per_epoch} steps", markup=False)
+
+    def step(self, step: int) -> None:
+        pass
+
+    def epoch(self, epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> None:
+        width = len(str(epochs))
+        values = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
+        self.console.print(f"epoch {epoch:>{width}}/{epochs}  {values}  ({seconds:.1f}s)",
+                           markup=False, highlight=False)  # fmt: skip
+
+    def finish(self) -> None:
+        pass
+
+
+class RichProgress(PlainProgress):
+    """A live bar over the steps of the current epoch, with a summary line per epoch."""
+
+    def __init__(self, console: Console = err) -> None:
+        super().__init__(console)
+        self._progress = None
+        self._task = None
+        self._last = 0.0
+
+    def start(self, epochs: int, steps_per_epoch: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        from rich.progress import TimeElapsedColumn
+
+        super().start(epochs, steps_per_epoch)
+        self._steps = steps_per_epoch
+        self._progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=self.console, transient=True,
+        )  # fmt: skip
+        self._progress.start()
+        self._task = self._progress.add_task("train", total=steps_per_epoch, epoch=1)
+
+    def step(self, step: int) -> None:
+        now = time.monotonic()
+        if self._progress is not None and (now - self._last > 0.1 or step == self._steps):
+            self._last = now
+            self._progress.update(self._task, completed=step)
+
+    def epoch(self, epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> None:
+        if self._progress is not None:
+            self._progress.reset(self._task, total=self._steps, epoch=epoch + 1)
+        super().epoch(epoch, epochs, logs, seconds)
+
+    def finish(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def progress() -> PlainProgress:
+    return RichProgress() if err.is_terminal else PlainProgress()
+
+
+def datasets_table(rows: list[dict[str, str]]) -> None:
+    table = Table(title="datasets", title_justify="left")
+    for column in ("name", "task", "offline", "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["task"], row["offline"], row["description"])
+    out.print(table)
