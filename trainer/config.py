@@ -57,17 +57,21 @@ def parse_yaml(text: str, source: str) -> tuple[dict, Lines]:
         if problems:
             raise ConfigError(source, problems)
         data = loader.construct_document(node)
+        if data is None:
+            raise ConfigError(source, ["is empty; a config needs at least a 'dataset' key"])
+        if not isinstance(data, dict):
+            kind = type(data).__name__
+            raise ConfigError(source, [f"must be a mapping of keys to values, not a {kind}"])
+        lines: Lines = {}
+        _record_lines(node, (), lines)
+    except RecursionError:
+        raise ConfigError(source, ["nests too deeply; configs are a few levels deep"]) from None
     except yaml.MarkedYAMLError as error:
         raise ConfigError(source, [_yaml_message(error)]) from None
     except yaml.YAMLError as error:
         raise ConfigError(source, [f"YAML error: {error}"]) from None
     finally:
         loader.dispose()
-    if not isinstance(data, dict):
-        kind = type(data).__name__
-        raise ConfigError(source, [f"must be a mapping of keys to values, not a {kind}"])
-    lines: Lines = {}
-    _record_lines(node, (), lines)
     return data, lines
 
 
@@ -76,7 +80,7 @@ def _yaml_message(error: yaml.MarkedYAMLError) -> str:
     where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
     problem = error.problem or "syntax error"
     if "could not determine a constructor for the tag" in problem:
-        tag = problem.split("tag")[-1].strip(" '")
+        tag = problem.split("for the tag", 1)[-1].strip(" '").replace("tag:yaml.org,2002:", "!!")
         return (
             f"line {mark.line + 1}: unsupported YAML tag {tag}; configs hold only plain "
             "mappings, lists, strings, numbers and booleans"
@@ -89,11 +93,19 @@ def _inspect(root: yaml.Node) -> list[str]:
     """Reject duplicate keys and alias bombs before construction expands anything."""
     problems: list[str] = []
     sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # the nodes being sized: meeting one again is a cycle
 
     def size(node: yaml.Node) -> int:
+        if id(node) in open_nodes:
+            if not any("contains itself" in p for p in problems):
+                problems.append(
+                    f"line {node.start_mark.line + 1}: a YAML alias makes this value contain "
+                    "itself; configs cannot be recursive"
+                )
+            return 1
         if id(node) in sizes:
             return sizes[id(node)]
-        sizes[id(node)] = 1  # guards against recursive aliases
+        open_nodes.add(id(node))
         total = 1
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, int] = {}
@@ -109,6 +121,7 @@ def _inspect(root: yaml.Node) -> list[str]:
                 total += size(key) + size(value)
         elif isinstance(node, yaml.SequenceNode):
             total += sum(size(item) for item in node.value)
+        open_nodes.discard(id(node))
         sizes[id(node)] = min(total, MAX_NODES + 1)
         return sizes[id(node)]
 
@@ -152,9 +165,12 @@ def apply_overrides(data: dict, overrides: list[str], lines: Lines) -> dict:
             raise UsageError(f"--set '{override}': value is not valid YAML ({error})") from None
         node = data
         for depth, part in enumerate(keys[:-1]):
+            lines.setdefault(tuple(keys[: depth + 1]), "--set")
+            if node.get(part) is None:  # absent, or null: start the section afresh
+                node[part] = _default_section(part) if depth == 0 else {}
             if part in TYPED_SECTIONS and depth == 0 and isinstance(node.get(part), str):
                 node[part] = {"type": node[part]}
-            child = node.setdefault(part, {})
+            child = node[part]
             if not isinstance(child, dict):
                 where = ".".join(keys[: depth + 1])
                 raise UsageError(
@@ -165,6 +181,14 @@ def apply_overrides(data: dict, overrides: list[str], lines: Lines) -> dict:
         node[keys[-1]] = value
         lines[tuple(keys)] = "--set"
     return data
+
+
+def _default_section(key: str) -> dict:
+    """A section created by --set: typed ones start from their default component, if any."""
+    field = Config.model_fields.get(key)
+    if key in TYPED_SECTIONS and field is not None and field.default_factory is not None:
+        return {"type": field.default_factory().type}
+    return {}
 
 
 def validate(data: dict, lines: Lines, source: str) -> Config:
@@ -222,11 +246,17 @@ def _explain(error: ValidationError, data: dict, lines: Lines) -> list[str]:
             expected = re.findall(r"'([^']+)'", err["ctx"]["expected_tags"])
             tag = err["ctx"]["tag"]
             path = (*path, "type") if isinstance(value, dict) else path
-            message = f"unknown {path[0]} type '{tag}'; {did_you_mean(tag, expected)}"
+            section = path[-2] if path[-1:] == ("type",) and len(path) > 1 else path[0]
+            message = f"unknown {section} type '{tag}'; {did_you_mean(tag, expected)}"
         elif kind == "union_tag_not_found":
             message = f"needs a 'type' key naming the {path[-1] if path else 'component'}"
         elif kind == "missing":
             message = "is required but missing"
+        elif kind == "string_pattern_mismatch" and path == ("name",):
+            message = (
+                f"got {value!r}; a run name is letters, digits, '.', '_' or '-', starting with "
+                "a letter or digit (it becomes a directory name, so it cannot hold '/')"
+            )
         elif kind == "literal_error":
             expected = re.findall(r"'([^']+)'", err["ctx"]["expected"])
             message = f"got {value!r}; {did_you_mean(str(value), expected)}"

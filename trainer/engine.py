@@ -8,7 +8,6 @@ object the caller passes in (see :mod:`trainer.report`).
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import sys
@@ -18,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainer import datasets, optimizers
+from trainer import datasets, optimizers, pipeline
 from trainer.config import to_yaml
 from trainer.errors import RunError, UsageError
 from trainer.models import MODELS
@@ -72,12 +71,14 @@ def fit(cfg: Config, run_dir: Path, progress: Progress) -> FitResult:
     model = build_model(cfg, data.spec)
     n_train = len(data.x_train)
     batch_size = n_train if cfg.training.batch_size == "full" else cfg.training.batch_size
-    steps_per_epoch = math.ceil(n_train / batch_size)
+    steps_per_epoch = pipeline.steps_per_epoch(n_train, batch_size)
     model.compile(
         optimizer=optimizers.build(cfg.optimizer, steps_per_epoch, cfg.training.epochs),
         loss=cfg.loss,
         metrics=_epoch_metrics(cfg),
-        steps_per_execution=min(cfg.training.steps_per_execution, steps_per_epoch),
+        steps_per_execution=pipeline.steps_per_execution(
+            cfg.training.steps_per_execution, steps_per_epoch
+        ),
         jit_compile=cfg.training.jit_compile,
     )
 
@@ -87,6 +88,7 @@ def fit(cfg: Config, run_dir: Path, progress: Progress) -> FitResult:
     write_json(run_dir / "environment.json", environment)
 
     callbacks = [
+        keras.callbacks.LambdaCallback(on_epoch_end=_log_learning_rate(model)),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
         _ProgressCallback(progress, cfg.training.epochs, steps_per_epoch),
     ]
@@ -97,9 +99,13 @@ def fit(cfg: Config, run_dir: Path, progress: Progress) -> FitResult:
     validation = None if data.x_val is None else (data.x_val, data.y_val)
     started = time.perf_counter()
     try:
+        train = pipeline.training_batches(
+            data.x_train, data.y_train, batch_size, cfg.seed, cfg.training.epochs
+        )
         history = model.fit(
-            data.x_train, data.y_train, batch_size=batch_size, epochs=cfg.training.epochs,
-            validation_data=validation, shuffle=True, callbacks=callbacks, verbose=0,
+            train, epochs=cfg.training.epochs, steps_per_epoch=steps_per_epoch,
+            validation_data=validation, validation_batch_size=cfg.training.eval_batch_size,
+            callbacks=callbacks, shuffle=False, verbose=0,
         )  # fmt: skip
     finally:
         progress.finish()
@@ -169,6 +175,7 @@ def select_device(device: str) -> str:
 
     gpus = visible_gpus()
     import tensorflow as tf
+
     if device == "gpu" and not gpus:
         raise UsageError(
             "training.device is 'gpu' but TensorFlow sees no GPU",
@@ -208,6 +215,16 @@ def _epoch_metrics(cfg: Config) -> list:
         "r2": lambda: keras.metrics.R2Score(name="r2"),
     }
     return [factories[name]() for name in cfg.epoch_metrics()]
+
+
+def _log_learning_rate(model):
+    """Put the epoch's final learning rate into the logs (and so into history.csv)."""
+
+    def log(epoch, logs):
+        if logs is not None:
+            logs["learning_rate"] = float(model.optimizer.learning_rate)
+
+    return log
 
 
 def _best_epoch(early) -> int | None:

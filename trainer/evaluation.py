@@ -83,14 +83,18 @@ def classification_metrics(task, y_true, proba, class_names, metrics) -> dict[st
 
 
 def _auc(y_true, proba, task, labels) -> float | None:
+    import warnings
+
     from sklearn.metrics import roc_auc_score
 
     if len(np.unique(y_true)) < 2:
         return None
     try:
-        if task == "binary":
-            return roc_auc_score(y_true, proba[:, 1])
-        return roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=labels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if task == "binary":
+                return roc_auc_score(y_true, proba[:, 1])
+            return roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=labels)
     except ValueError:  # a class absent from this split: one-vs-rest AUC is undefined
         return None
 

@@ -136,7 +136,9 @@ def build(params: OptimizerParams, steps_per_epoch: int, epochs: int):
     schedule = kwargs.pop("schedule")
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if schedule is not None:
-        kwargs["learning_rate"] = _schedule(schedule, kwargs["learning_rate"], steps_per_epoch, epochs)
+        kwargs["learning_rate"] = _schedule(
+            schedule, kwargs["learning_rate"], steps_per_epoch, epochs
+        )
     return keras.optimizers.get({"class_name": entry.factory(), "config": kwargs})
 
 

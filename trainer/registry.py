@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class Params(BaseModel):
     """Base of every component's settings: unknown keys are errors, never ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     @classmethod
     def registered_name(cls) -> str:

@@ -84,7 +84,6 @@ def metrics_report(metrics: dict[str, Any], title: str, console: Console = out) 
             console.print(f"{key}: {value}", markup=False)
 
 
-
 class PlainProgress:
     """One line per epoch: readable in CI logs and when piped."""
 
@@ -120,8 +119,13 @@ class RichProgress(PlainProgress):
         self._last = 0.0
 
     def start(self, epochs: int, steps_per_epoch: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-        from rich.progress import TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         super().start(epochs, steps_per_epoch)
         self._steps = steps_per_epoch

@@ -34,7 +34,7 @@ Loss = Literal[tuple(LOSSES)]  # type: ignore[valid-type]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _bare_type(value: Any) -> Any:
@@ -63,15 +63,21 @@ class Training(Section):
     )
     device: Literal["auto", "cpu", "gpu"] = "auto"
     steps_per_execution: int = Field(
-        1, ge=1, description="Steps run per call into the compiled graph (fewer Python round-trips)."
+        1,
+        ge=1,
+        description="Steps run per call into the compiled graph (fewer Python round-trips).",
     )
     jit_compile: bool | Literal["auto"] = Field("auto", description="XLA compilation.")
-    eval_batch_size: int = Field(1024, ge=1, description="Batch size for prediction and evaluation.")
+    eval_batch_size: int = Field(
+        1024, ge=1, description="Batch size for prediction and evaluation."
+    )
 
     @field_validator("batch_size", mode="before")
     @classmethod
     def _positive_or_full(cls, value):
-        if value == "full" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        if value == "full" or (
+            isinstance(value, int) and not isinstance(value, bool) and value > 0
+        ):
             return value
         raise ValueError(f"must be a positive integer or 'full' (got {value!r})")
 
@@ -80,7 +86,7 @@ class Config(Section):
     name: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
-        description="Run name (letters, digits, '.', '_', '-'); defaults to the config file's name.",
+        description="Run name (letters, digits, '.', '_', '-'); default: the config file's name.",
     )
     seed: int = Field(42, ge=0, lt=2**32, description="Seeds Python, NumPy, Keras and the splits.")
     deterministic: bool = Field(False, description="Also turn on TensorFlow op determinism.")
@@ -136,9 +142,12 @@ def check_metrics_fit_task(cfg: Config) -> Iterator[Problem]:
     allowed = REGRESSION_METRICS if cfg.task == "regression" else CLASSIFICATION_METRICS
     for i, metric in enumerate(cfg.metrics):
         if metric not in allowed:
-            yield ("metrics", i), (
-                f"'{metric}' does not apply to the {cfg.task} task of dataset "
-                f"'{cfg.dataset.type}'; use one of: {', '.join(allowed)}"
+            yield (
+                ("metrics", i),
+                (
+                    f"'{metric}' does not apply to the {cfg.task} task of dataset "
+                    f"'{cfg.dataset.type}'; use one of: {', '.join(allowed)}"
+                ),
             )
     if len(set(cfg.metrics)) != len(cfg.metrics):
         yield ("metrics",), "lists a metric twice"
@@ -147,9 +156,12 @@ def check_metrics_fit_task(cfg: Config) -> Iterator[Problem]:
 def check_loss_fits_task(cfg: Config) -> Iterator[Problem]:
     if cfg.task not in LOSSES[cfg.loss]:
         fitting = [name for name, tasks in LOSSES.items() if cfg.task in tasks]
-        yield ("loss",), (
-            f"'{cfg.loss}' does not fit the {cfg.task} task of dataset '{cfg.dataset.type}'; "
-            f"use one of: {', '.join(fitting)} (or leave loss out to infer it)"
+        yield (
+            ("loss",),
+            (
+                f"'{cfg.loss}' does not fit the {cfg.task} task of dataset '{cfg.dataset.type}'; "
+                f"use one of: {', '.join(fitting)} (or leave loss out to infer it)"
+            ),
         )
 
 
@@ -166,8 +178,9 @@ def check_monitor_is_logged(cfg: Config) -> Iterator[Problem]:
         why = " (dataset.validation_split is 0, so nothing is validated)"
     elif monitor.removeprefix("val_") in cfg.metrics:
         why = f" ('{monitor.removeprefix('val_')}' is computed only in the final report)"
-    yield ("early_stopping", "monitor"), (
-        f"'{monitor}' is not logged during training{why}; {did_you_mean(monitor, logged)}"
+    yield (
+        ("early_stopping", "monitor"),
+        (f"'{monitor}' is not logged during training{why}; {did_you_mean(monitor, logged)}"),
     )
 
 
@@ -175,9 +188,12 @@ def check_full_batch(cfg: Config) -> Iterator[Problem]:
     full_batch = OPTIMIZERS.get(cfg.optimizer.type).info.get("full_batch")
     if full_batch and "batch_size" in cfg.training.model_fields_set:
         if cfg.training.batch_size != "full":
-            yield ("training", "batch_size"), (
-                f"optimizer 'gd' is full-batch gradient descent but batch_size is "
-                f"{cfg.training.batch_size}; set batch_size: full, or use optimizer 'sgd'"
+            yield (
+                ("training", "batch_size"),
+                (
+                    f"optimizer 'gd' is full-batch gradient descent but batch_size is "
+                    f"{cfg.training.batch_size}; set batch_size: full, or use optimizer 'sgd'"
+                ),
             )
 
 
@@ -185,18 +201,24 @@ def check_regularization_applies(cfg: Config) -> Iterator[Problem]:
     applies = MODELS.get(cfg.model.type).info.get("regularization", ())
     for key in ("l1", "l2", "dropout"):
         if getattr(cfg.regularization, key) and key not in applies:
-            yield ("regularization", key), (
-                f"model '{cfg.model.type}' does not use {key}; remove it "
-                f"(this model applies: {', '.join(applies) or 'none'})"
+            yield (
+                ("regularization", key),
+                (
+                    f"model '{cfg.model.type}' does not use {key}; remove it "
+                    f"(this model applies: {', '.join(applies) or 'none'})"
+                ),
             )
 
 
 def check_model_fits_task(cfg: Config) -> Iterator[Problem]:
     tasks = MODELS.get(cfg.model.type).info.get("tasks", ())
     if cfg.task not in tasks:
-        yield ("model", "type"), (
-            f"model '{cfg.model.type}' cannot learn the {cfg.task} task of dataset "
-            f"'{cfg.dataset.type}' (it supports: {', '.join(tasks)})"
+        yield (
+            ("model", "type"),
+            (
+                f"model '{cfg.model.type}' cannot learn the {cfg.task} task of dataset "
+                f"'{cfg.dataset.type}' (it supports: {', '.join(tasks)})"
+            ),
         )
 
 
@@ -216,6 +238,11 @@ def cross_check(cfg: Config) -> list[Problem]:
 
 def json_schema() -> dict[str, Any]:
     schema = Config.model_json_schema()
+    for key, registry in (("dataset", DATASETS), ("model", MODELS), ("optimizer", OPTIMIZERS)):
+        union = schema["properties"][key]  # also accept the `optimizer: adam` shorthand
+        shorthand = {"type": "string", "enum": registry.names(), "description": "{type: NAME}"}
+        title = union.pop("title", key.title())
+        schema["properties"][key] = {"title": title, "anyOf": [union, shorthand]}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "trainer config"
     return schema

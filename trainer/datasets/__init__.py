@@ -140,9 +140,13 @@ def load(params: DatasetParams, seed: int) -> Dataset:
 
 
 def _split(x, y, fraction: float, seed: int, task: Task, what: str):
+    import math
+
     from sklearn.model_selection import train_test_split
 
-    if round(len(x) * fraction) < 1 or round(len(x) * (1 - fraction)) < 1:
+    n_test = math.ceil(len(x) * fraction)  # the sizes train_test_split will make
+    n_train = len(x) - n_test
+    if round(len(x) * fraction) < 1 or n_train < 1:
         raise DataError(
             f"cannot hold out a {what} split of {fraction} from {len(x)} samples",
             hint="use more data (raise dataset.limit) or change the split fraction",
@@ -152,7 +156,7 @@ def _split(x, y, fraction: float, seed: int, task: Task, what: str):
         import numpy as np
 
         classes, counts = np.unique(y, return_counts=True)
-        if counts.min() >= 2 and round(len(x) * fraction) >= len(classes):
+        if counts.min() >= 2 and min(n_test, n_train) >= len(classes):
             stratify = y
     return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
 

@@ -13,6 +13,7 @@ import hashlib
 import os
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -24,8 +25,8 @@ from trainer.errors import DataError
 KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 IDX_FILES = {  # name -> SHA-256 of the files Keras downloads (same as Debian's copies)
-    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
-    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",  # noqa: E501
+    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",  # noqa: E501
     "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
     "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
 }
@@ -115,11 +116,18 @@ def _where_hint() -> str:
 def read_any(location: Path):
     """(x_train, y_train, x_test, y_test) from an .npz file or a directory of IDX files."""
     if location.is_dir():
-        return tuple(
+        arrays = tuple(
             read_idx(location / name)
             for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
         )  # fmt: skip
+        for name, images, labels in (("train", *arrays[:2]), ("t10k", *arrays[2:])):
+            if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+                raise DataError(
+                    f"{location}: {name}-images has shape {images.shape} and {name}-labels "
+                    f"{labels.shape}; expected (n, rows, cols) images and n labels"
+                )
+        return arrays
     return read_npz(location)
 
 
@@ -128,7 +136,13 @@ def read_npz(path: Path):
 
     keys = ("x_train", "y_train", "x_test", "y_test")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        archive = np.load(path, allow_pickle=False)
+        if not hasattr(archive, "files"):  # a bare .npy array, not an archive
+            raise DataError(
+                f"{path}: a single .npy array, not an .npz archive",
+                hint="an MNIST .npz holds x_train, y_train, x_test and y_test",
+            )
+        with archive:
             missing = [k for k in keys if k not in archive.files]
             if missing:
                 raise DataError(
@@ -137,10 +151,10 @@ def read_npz(path: Path):
                     hint="an MNIST .npz holds x_train, y_train, x_test and y_test",
                 )
             arrays = tuple(archive[k] for k in keys)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: not a readable .npz archive ({error})") from error
     for name, images, labels in (("train", *arrays[:2]), ("test", *arrays[2:])):
-        if images.ndim != 3 or len(images) != len(labels):
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DataError(
                 f"{path}: x_{name} has shape {images.shape} and y_{name} {labels.shape}; "
                 "expected (n, rows, cols) images and n labels"
@@ -157,7 +171,7 @@ def read_idx(path: Path):
             data = handle.read()
     except FileNotFoundError as error:
         raise DataError(f"{path}: file not found") from error
-    except (OSError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
         raise DataError(f"{path}: not a readable gzip file ({error})",
                         hint="delete it so that it is downloaded again") from error  # fmt: skip
     if len(data) < 8:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, PositiveInt
 
 from trainer.models import MODELS, Activation
 from trainer.registry import Params
@@ -12,7 +12,9 @@ from trainer.registry import Params
 
 class FNNParams(Params):
     type: Literal["fnn"] = "fnn"
-    units: list[int] = Field([128, 64], min_length=1, description="Units per hidden layer.")
+    units: list[Annotated[PositiveInt, Field(le=100_000)]] = Field(
+        [128, 64], min_length=1, description="Units per hidden layer."
+    )
     activation: Activation = Field("relu", description="A Keras activation name.")
     batch_norm: bool = Field(False, description="Batch normalization after each hidden layer.")
 

@@ -1,0 +1,43 @@
+# Set-up is two commands: `make install` then `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := dataset-fashion-mnist
+
+.PHONY: install system-packages test lint smoke bench clean
+
+install: system-packages $(BIN)/trainer
+
+# Fashion-MNIST (offline) comes from Debian; skipped with a note when apt is unavailable.
+system-packages:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
+	  elif command -v sudo >/dev/null; then \
+	    sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
+	  else echo "note: install Debian's $(APT_PACKAGES) for offline Fashion-MNIST"; fi; \
+	fi
+
+$(BIN)/trainer: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+test:
+	$(BIN)/python -m pytest -q -n 2
+
+lint:
+	$(BIN)/ruff check trainer tests bench
+	$(BIN)/ruff format --check trainer tests bench
+
+smoke:
+	$(BIN)/trainer config validate configs/*.yaml
+	$(BIN)/trainer fit configs/smoke.yaml --run-dir runs/smoke-ci --fail-under accuracy=0.5
+	$(BIN)/trainer eval runs/smoke-ci --json --fail-under accuracy=0.5 > /dev/null
+
+bench:
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf runs .pytest_cache
