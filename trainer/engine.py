@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from trainer import datasets, optimizers, pipeline
 from trainer.config import to_yaml
 from trainer.errors import RunError, UsageError
-from trainer.models import MODELS
+from trainer.models import MODELS, hook
 from trainer.schema import Config
 
 RUN_FILES = ("config.yaml", "model.keras", "history.csv", "metrics.json", "environment.json")
@@ -72,15 +72,18 @@ def fit(cfg: Config, run_dir: Path, progress: Progress) -> FitResult:
     n_train = len(data.x_train)
     batch_size = n_train if cfg.training.batch_size == "full" else cfg.training.batch_size
     steps_per_epoch = pipeline.steps_per_epoch(n_train, batch_size)
-    model.compile(
-        optimizer=optimizers.build(cfg.optimizer, steps_per_epoch, cfg.training.epochs),
-        loss=cfg.loss,
-        metrics=_epoch_metrics(cfg),
+
+    def make_optimizer(params):
+        return optimizers.build(params, steps_per_epoch, cfg.training.epochs)
+
+    hook("compile", cfg.model.type)(
+        model, cfg, make_optimizer,
         steps_per_execution=pipeline.steps_per_execution(
             cfg.training.steps_per_execution, steps_per_epoch
         ),
         jit_compile=cfg.training.jit_compile,
-    )
+    )  # fmt: skip
+    targets = hook("targets", cfg.model.type)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", to_yaml(cfg))
@@ -96,11 +99,15 @@ def fit(cfg: Config, run_dir: Path, progress: Progress) -> FitResult:
     if cfg.early_stopping is not None:
         early = keras.callbacks.EarlyStopping(**cfg.early_stopping.model_dump(), verbose=0)
         callbacks.append(early)
-    validation = None if data.x_val is None else (data.x_val, data.y_val)
+    validation = None if data.x_val is None else (data.x_val, targets(data.x_val, data.y_val))
     started = time.perf_counter()
     try:
         train = pipeline.training_batches(
-            data.x_train, data.y_train, batch_size, cfg.seed, cfg.training.epochs
+            data.x_train,
+            targets(data.x_train, data.y_train),
+            batch_size,
+            cfg.seed,
+            cfg.training.epochs,
         )
         history = model.fit(
             train, epochs=cfg.training.epochs, steps_per_epoch=steps_per_epoch,
@@ -113,7 +120,7 @@ def fit(cfg: Config, run_dir: Path, progress: Progress) -> FitResult:
 
     progress.stage("saving and evaluating")
     save_model(model, run_dir / "model.keras")
-    metrics = evaluate_model(model, cfg, data)
+    metrics = evaluate_model(model, cfg, data, run_dir)
     write_json(run_dir / "metrics.json", metrics)
     training = {
         "epochs_run": len(history.epoch),
@@ -153,11 +160,9 @@ def evaluate_run(run_dir: Path) -> tuple[Config, dict[str, Any]]:
     return cfg, evaluate_model(model, cfg, data)
 
 
-def evaluate_model(model, cfg: Config, data: datasets.Dataset) -> dict[str, Any]:
-    from trainer.evaluation import evaluate
-
-    predictions = model.predict(data.x_test, batch_size=cfg.training.eval_batch_size, verbose=0)
-    result = evaluate(cfg.task, data.y_test, predictions, data.spec.class_names, cfg.metrics)
+def evaluate_model(model, cfg: Config, data: datasets.Dataset, artifacts: Path | None = None):
+    """The ``metrics.json`` object; ``artifacts`` is where a family may write pictures."""
+    result = hook("evaluate", cfg.model.type)(model, cfg, data, artifacts)
     describe = MODELS.get(cfg.model.type).info.get("describe")
     if describe is not None:
         result["model"] = describe(model)
@@ -199,22 +204,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-
-
-def _epoch_metrics(cfg: Config) -> list:
-    import keras
-
-    factories = {
-        "accuracy": lambda: "accuracy",
-        "precision": lambda: keras.metrics.Precision(name="precision"),
-        "recall": lambda: keras.metrics.Recall(name="recall"),
-        "auc": lambda: keras.metrics.AUC(name="auc"),
-        "mse": lambda: keras.metrics.MeanSquaredError(name="mse"),
-        "mae": lambda: keras.metrics.MeanAbsoluteError(name="mae"),
-        "rmse": lambda: keras.metrics.RootMeanSquaredError(name="rmse"),
-        "r2": lambda: keras.metrics.R2Score(name="r2"),
-    }
-    return [factories[name]() for name in cfg.epoch_metrics()]
 
 
 def _log_learning_rate(model):

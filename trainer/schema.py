@@ -129,7 +129,9 @@ class Config(Section):
         return [m for m in self.metrics if m in keras_side]
 
     def logged_names(self) -> list[str]:
-        names = ["loss", *self.epoch_metrics()]
+        from trainer.models import hook
+
+        names = hook("logged", self.model.type)(self)
         if self.dataset.validation_split > 0:
             names += [f"val_{n}" for n in names]
         return names

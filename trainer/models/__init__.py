@@ -10,6 +10,8 @@ and returns an uncompiled ``keras.Model`` whose output already fits ``spec.task`
   regularization: which of l1, l2, dropout the family applies (others are config errors)
   tasks: which dataset tasks it can learn
   describe: optional ``(model) -> dict`` of learned values worth reporting
+  compile, targets, evaluate, logged: optional hooks replacing the supervised defaults
+      in :mod:`trainer.supervised` (generative families use them)
 """
 
 from __future__ import annotations
@@ -28,3 +30,10 @@ Activation = Literal[
     "sigmoid", "silu", "softplus", "softsign", "sparse_plus", "squareplus", "swish", "tanh",
     "tanh_shrink",
 ]  # fmt: skip
+
+
+def hook(name: str, family: str):
+    """The family's ``name`` hook, or the supervised default (see :mod:`trainer.supervised`)."""
+    from trainer import supervised
+
+    return MODELS.get(family).info.get(name) or getattr(supervised, name)
