@@ -126,6 +126,50 @@ def test_bad_config_writes_nothing(tmp_path):
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize(
+    ("changes", "fragments"),
+    [
+        ({"model": {"type": "cnn", "filters": [8, 8, 8]}},
+         ["model.kernel_size: 3 is larger than the 2x2 feature map", "model.pooling: none"]),
+        ({"dataset": {"type": "synthetic_classification"}, "model": "rnn"},
+         ["model.type: 'rnn' needs sequences", "vectors of shape (2,)"]),
+    ],
+    ids=["cnn-kernel-too-large", "rnn-on-tabular-data"],
+)  # fmt: skip
+def test_model_that_cannot_take_the_data_exits_2(tmp_path, changes, fragments):
+    result, run_dir = fit(tmp_path, data={**TINY, **changes})
+    assert result.exit_code == 2, result.output
+    for fragment in fragments:
+        assert fragment in result.stderr
+    assert "Traceback" not in result.stderr and "rerun with --debug" not in result.stderr
+    assert not run_dir.exists()
+
+
+SMOKE_CONFIGS = sorted((ROOT / "configs").glob("smoke*.yaml"))
+
+
+@pytest.mark.parametrize("path", SMOKE_CONFIGS, ids=[p.name for p in SMOKE_CONFIGS])
+def test_smoke_config_trains(tmp_path, path):
+    result = runner.invoke(app, ["fit", str(path), "--run-dir", str(tmp_path / "run"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["test"]["loss"] is not None
+
+
+def test_rnn_on_sequences_fits_and_evaluates_again(tmp_path):
+    data = {
+        **TINY,
+        "dataset": {"type": "synthetic_sequence", "samples": 200, "length": 8},
+        "model": {"type": "rnn", "cell": "gru", "units": [4]},
+        "training": {"epochs": 2},
+    }
+    result, run_dir = fit(tmp_path, "--json", data=data)
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.stdout)["test"]) == {"loss", "mse", "mae", "rmse", "r2"}
+    again = runner.invoke(app, ["eval", str(run_dir), "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) == json.loads((run_dir / "metrics.json").read_text())
+
+
 def test_gpu_without_gpu_is_a_clear_error(tmp_path):
     import tensorflow as tf
 

@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 
 from trainer.cli import app
 from trainer.config import apply_overrides, load_config, parse_yaml
+from trainer.datasets import DATASETS
 from trainer.errors import EXIT_OK, EXIT_USAGE, ConfigError, UsageError
-from trainer.models import Activation
+from trainer.models import MODELS, Activation
+from trainer.optimizers import OPTIMIZERS
 from trainer.schema import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,10 +70,10 @@ def cases(*rows):
 UNKNOWN_KEYS = cases(
     ("top-level typo", "dataset: digits\noptimiser: adam\n",
      "optimiser (line 2)", "unknown key 'optimiser'", "did you mean 'optimizer'?"),
-    ("top-level no close match", "dataset: digits\nepoch: 3\n",
-     "epoch (line 2)", "unknown key 'epoch'", "valid: dataset, deterministic, early_stopping"),
+    ("top-level no close match", "dataset: digits\nqqq: 3\n",
+     "qqq (line 2)", "unknown key 'qqq'", "valid: checkpoint, dataset, deterministic"),
     ("training", "dataset: digits\ntraining:\n  epoch: 3\n",
-     "training.epoch (line 3)", "did you mean 'epochs'?", "valid: batch_size, device, epochs"),
+     "training.epoch (line 3)", "did you mean 'epochs'?", "valid: batch_size,", "epochs"),
     ("dataset", "dataset:\n  type: digits\n  limt: 3\n",
      "dataset.limt (line 3)", "did you mean 'limit'?",
      "valid: limit, scaling, test_split, type, validation_split"),
@@ -109,17 +111,17 @@ def test_unknown_key(problem, text, fragments):
 UNKNOWN_TYPES = cases(
     ("dataset shorthand", "dataset: digts\n",
      "dataset.type (line 1)", "unknown dataset type 'digts'", "did you mean 'digits'?",
-     "valid: digits, fashion_mnist, mnist, synthetic_classification, synthetic_linear"),
+     "valid: " + ", ".join(DATASETS.names())),
     ("dataset mapping", "seed: 1\ndataset:\n  type: mnst\n",
      "dataset.type (line 3)", "unknown dataset type 'mnst'", "did you mean 'mnist'?"),
     ("model shorthand", "dataset: digits\nmodel: fn\n",
      "model.type (line 2)", "unknown model type 'fn'", "did you mean 'fnn'?",
-     "valid: fnn, linear"),
+     "valid: " + ", ".join(MODELS.names())),
     ("model mapping", "dataset: digits\nmodel:\n  type: lineer\n",
      "model.type (line 3)", "unknown model type 'lineer'", "did you mean 'linear'?"),
     ("optimizer shorthand", "dataset: digits\noptimizer: adm\n",
      "optimizer.type (line 2)", "unknown optimizer type 'adm'", "did you mean 'adam'?",
-     "valid: adagrad, adam, adamax, adamw, gd, momentum, nadam, rmsprop, sgd"),
+     "valid: " + ", ".join(OPTIMIZERS.names())),
     ("optimizer mapping", "dataset: digits\noptimizer:\n  type: rmsprp\n",
      "optimizer.type (line 3)", "did you mean 'rmsprop'?"),
     ("schedule", "dataset: digits\noptimizer:\n  type: adam\n  schedule:\n    type: cosin\n",

@@ -135,6 +135,35 @@ CASES = {
         (3,),
         3,
     ),  # fmt: skip
+    "synthetic_sequence": (
+        {"samples": 100, "length": 12, "limit": 80, "test_split": 0.25, "validation_split": 0.25},
+        {"train": 45, "validation": 15, "test": 20},
+        (12, 1),
+        0,
+    ),
+    "csv": (
+        {"target": "label", "test_split": 0.25, "validation_split": 0.25},
+        {"train": 22, "validation": 8, "test": 10},
+        (2,),
+        3,
+    ),
+    "npz": (
+        {"test_split": 0.2, "validation_split": 0.25},
+        {"train": 30, "validation": 10, "test": 10},
+        (3,),
+        2,
+    ),
+    "image_folder": (
+        {
+            "image_size": [6, 6],
+            "color_mode": "grayscale",
+            "test_split": 0.2,
+            "validation_split": 0.25,
+        },
+        {"train": 12, "validation": 4, "test": 4},
+        (6, 6, 1),
+        2,
+    ),
     "synthetic_linear": (
         {
             "samples": 50,
@@ -150,8 +179,44 @@ CASES = {
 }
 
 
+def write_small_csv(tmp_path: Path) -> Path:
+    """40 rows, two numeric inputs, three classes (tables scale numeric columns only)."""
+    lines = ["a,b,label"] + [f"{i * 0.5},{(i * 7) % 11},{'pqr'[i % 3]}" for i in range(40)]
+    path = tmp_path / "small.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_small_npz(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(5)
+    path = tmp_path / "small.npz"
+    np.savez(path, x=rng.normal(size=(50, 3)), y=np.arange(50) % 2)
+    return path
+
+
+def write_small_image_folder(tmp_path: Path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(6)
+    for label in ("cats", "dogs"):
+        (tmp_path / "images" / label).mkdir(parents=True, exist_ok=True)
+        for i in range(10):
+            pixels = rng.integers(0, 256, size=(6, 6), dtype=np.uint8)
+            pixels[0, 0], pixels[0, 1] = 0, 255  # the full range, for unit scaling checks
+            Image.fromarray(pixels).save(tmp_path / "images" / label / f"{i}.png")
+    return tmp_path / "images"
+
+
+USER_FILES = {  # datasets read from the user's files -> a writer of a small one
+    "csv": write_small_csv,
+    "npz": write_small_npz,
+    "image_folder": write_small_image_folder,
+}
+
+
 def _has_path(name: str) -> bool:
-    return "path" in DATASETS.get(name).params.model_fields
+    """An MNIST-style path: an .npz archive or a directory of IDX files."""
+    return "path" in DATASETS.get(name).params.model_fields and name not in USER_FILES
 
 
 def _cases() -> list:
@@ -166,7 +231,9 @@ def small_params(name: str, fmt: str | None, tmp_path: Path, **overrides):
     if name not in CASES:
         pytest.fail(f"dataset '{name}' is registered but has no small case in CASES")
     kwargs = dict(CASES[name][0])
-    if fmt is not None:
+    if name in USER_FILES:
+        kwargs["path"] = USER_FILES[name](tmp_path)
+    elif fmt is not None:
         kwargs["path"] = fake_image_path(tmp_path, fmt)
     kwargs.update(overrides)
     return params(name, **kwargs)
@@ -617,3 +684,66 @@ def test_synthetic_linear_defaults_follow_y_equals_2x():
     assert slope == pytest.approx(2.0, abs=0.3)
     assert intercept == pytest.approx(0.0, abs=0.3)
     assert -1.0 <= x.min() and x.max() <= 1.0  # default scaling is none: raw U(-1, 1)
+
+
+# --------------------------------------------------------------------------- sequences
+
+
+def test_synthetic_sequence_forecast_carries_a_last_value_forecast():
+    p = params("synthetic_sequence", samples=300, length=16, noise=0.0, limit=200, scaling="none")
+    ds = load(p, seed=0)
+    assert ds.spec.task == "regression" and ds.spec.input_shape == (16, 1)
+    assert ds.naive_name == "last value"
+    assert ds.naive_test.shape == (len(ds.x_test), 1)  # limit and split applied, in order
+    np.testing.assert_array_equal(ds.naive_test[:, 0], ds.x_test[:, -1, 0])
+    # noise-free waves: the next value follows from the last two by sin's recurrence
+    x, y = ds.x_train[:, :, 0], ds.y_train[:, 0]
+    cos_w = (x[:, -1] + x[:, -3]) / (2 * x[:, -2])
+    ok = np.abs(x[:, -2]) > 0.3
+    np.testing.assert_allclose(y[ok], (2 * cos_w * x[:, -1] - x[:, -2])[ok], atol=1e-3)
+
+    scaled = load(params("synthetic_sequence", samples=300, length=16, noise=0.0, limit=200,
+                         scaling="standard"), seed=0)  # fmt: skip
+    np.testing.assert_array_equal(scaled.naive_test, ds.naive_test)  # raw values, not scaled
+    assert not np.array_equal(scaled.x_test, ds.x_test)
+
+
+def test_synthetic_sequence_classification_bands():
+    p = params("synthetic_sequence", kind="sine_classification", classes=4, samples=400,
+               frequency_range=[0.05, 0.25], validation_split=0.0)  # fmt: skip
+    ds = load(p, seed=0)
+    assert ds.spec.task == "multiclass" and ds.spec.num_classes == 4
+    assert ds.spec.class_names[0] == "0.05-0.1 cycles/step"
+    assert ds.naive_test is None
+    counts = np.bincount(np.concatenate([ds.y_train, ds.y_test]), minlength=4)
+    assert counts.min() > 60  # about 100 of each band
+    # a wave's zero crossings grow with its band
+    crossings = (np.diff(np.sign(ds.x_train[:, :, 0]), axis=1) != 0).sum(axis=1)
+    means = [crossings[ds.y_train == band].mean() for band in range(4)]
+    assert means == sorted(means)
+    binary = params("synthetic_sequence", kind="sine_classification", classes=2)
+    assert binary.task() == "binary"
+
+
+def test_synthetic_sequence_is_made_from_the_seed():
+    p = params("synthetic_sequence", samples=50, validation_split=0.0)
+    factory = DATASETS.get("synthetic_sequence").factory
+    first, again, other = (factory(seed=s, **p.loader_kwargs()) for s in (3, 3, 4))
+    np.testing.assert_array_equal(first.x_train, again.x_train)
+    np.testing.assert_array_equal(first.y_train, again.y_train)
+    assert not np.array_equal(first.x_train, other.x_train)
+    assert first.x_train.shape == (50, 32, 1) and first.x_train.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"frequency_range": [0.2, 0.1]}, "0 < low < high <= 0.5"),
+        ({"frequency_range": [0.1, 0.7]}, "0 < low < high <= 0.5"),
+    ],
+)
+def test_synthetic_sequence_rejects_inconsistent_options(overrides, fragment):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=fragment):
+        params("synthetic_sequence", **overrides)

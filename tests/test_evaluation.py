@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from trainer.datasets import Dataset, DataSpec
 from trainer.errors import UsageError
-from trainer.evaluation import check_gates, evaluate
+from trainer.evaluation import check_gates, evaluate, naive_baseline
 
 
 def test_binary_metrics_by_hand():
@@ -52,3 +53,48 @@ def test_gates():
     assert len(failures) == 2 and "below" in failures[0] and "above" in failures[1]
     with pytest.raises(UsageError, match="available: accuracy, loss"):
         check_gates(test, {"f1": 0.5}, {})
+
+
+def _data(spec, y_train, y_test, **naive):
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    x = np.zeros((len(y_train), 1), "float32")
+    return Dataset(spec, x, y_train, x[: len(y_test)], y_test, **naive)
+
+
+def test_baseline_for_multiclass_is_the_majority_class():
+    spec = DataSpec((1,), "multiclass", 3, 1, ("a", "b", "c"))
+    data = _data(spec, [0, 0, 1, 2], [0, 1, 2, 0])  # training frequencies 1/2, 1/4, 1/4
+    result = naive_baseline(data, ["accuracy", "f1", "auc"])
+    assert result["name"] == "majority class"
+    test = result["test"]
+    assert test["accuracy"] == 0.5
+    assert math.isclose(test["f1"], (2 / 3) / 3)  # class a: precision 1/2, recall 1
+    assert test["auc"] == 0.5  # the same scores for every sample rank nothing
+    assert math.isclose(test["loss"], -np.mean(np.log([0.5, 0.25, 0.25, 0.5])))
+
+
+def test_baseline_for_binary_predicts_the_training_positive_rate():
+    spec = DataSpec((1,), "binary", 2, 1, ("no", "yes"))
+    test = naive_baseline(_data(spec, [1, 1, 1, 0], [1, 0]), ["accuracy", "recall"])["test"]
+    assert test["accuracy"] == 0.5 and test["recall"] == 1.0
+    assert math.isclose(test["loss"], -np.mean(np.log([0.75, 0.25])))
+
+
+def test_baseline_for_regression_is_the_training_mean_or_the_naive_forecast():
+    spec = DataSpec((1,), "regression", 0, 1)
+    y_train, y_test = [[1.0], [2.0], [3.0]], [[2.0], [4.0]]
+    result = naive_baseline(_data(spec, y_train, y_test), ["mse", "mae"])
+    assert result == {"name": "training mean", "test": {"loss": 2.0, "mse": 2.0, "mae": 1.0}}
+
+    naive = {"naive_test": np.array([[2.5], [4.5]]), "naive_name": "last value"}
+    result = naive_baseline(_data(spec, y_train, y_test, **naive), ["mse", "r2"])
+    assert result["name"] == "last value"
+    assert result["test"]["mse"] == 0.25 and result["test"]["r2"] == 1 - 0.5 / 2
+
+
+def test_evaluate_adds_a_baseline_only_when_given():
+    y, p = np.array([1.0, 2.0]), np.array([1.0, 3.0])
+    plain = evaluate("regression", y, p, [], ["mse"])
+    assert "baseline" not in plain
+    baseline = {"name": "training mean", "test": {"loss": 1.0, "mse": 1.0}}
+    assert evaluate("regression", y, p, [], ["mse"], baseline) == {**plain, "baseline": baseline}

@@ -16,7 +16,8 @@ def test_permutation_is_reproducible_and_changes_every_epoch():
 def test_training_batches_visit_every_sample_once_per_epoch():
     x = np.arange(10, dtype="float32").reshape(10, 1)
     y = np.arange(10, dtype="int32")
-    batches = list(pipeline.training_batches(x, y, batch_size=4, seed=3, epochs=2))
+    source = pipeline.TrainingBatches(x, y, batch_size=4, seed=3)
+    batches = list(source.epoch(0)) + list(source.epoch(1))
     assert [len(b[1]) for b in batches] == [4, 4, 2, 4, 4, 2]
     epoch0 = np.concatenate([b[1].numpy() for b in batches[:3]])
     epoch1 = np.concatenate([b[1].numpy() for b in batches[3:]])
@@ -32,3 +33,12 @@ def test_steps_per_execution_divides_the_epoch():
     assert pipeline.steps_per_execution(32, 1875) == 25
     assert pipeline.steps_per_execution(64, 10) == 10
     assert pipeline.steps_per_execution(1, 97) == 1
+
+
+def test_an_epoch_can_start_mid_way():
+    x = np.arange(10, dtype="float32").reshape(10, 1)
+    y = np.arange(10, dtype="int32")
+    source = pipeline.TrainingBatches(x, y, batch_size=4, seed=3)
+    full = [b[1].numpy().tolist() for b in source.epoch(2)]
+    resumed = [b[1].numpy().tolist() for b in source.epoch(2, start_step=1)]
+    assert resumed == full[1:]

@@ -1,20 +1,29 @@
 """The command line: thin commands that parse, call the library and hand results to report.
 
-Exit codes: 0 success; 1 failure while running; 2 bad config or usage (nothing written);
-3 a --fail-under/--fail-over metric gate was not met; 130 interrupted.
+Exit codes (see trainer.errors): 0 success; 1 failure while running; 2 bad config or usage
+(nothing written); 3 metric gate not met; 4 data error; 5 loss diverged; 6 cannot write the
+run directory; 130 / 143 interrupted by SIGINT / SIGTERM after writing a checkpoint.
 TensorFlow is imported only by commands that touch a model (fit, eval).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from trainer.errors import EXIT_FAILURE, EXIT_USAGE, GateError, TrainerError, UsageError
+from trainer.errors import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    GateError,
+    StorageError,
+    TrainerError,
+    UsageError,
+)
 
 app = typer.Typer(
     name="trainer",
@@ -61,6 +70,10 @@ def handled(command):
         except TrainerError as exc:
             report.error(exc, debug)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # an I/O failure no library call anticipated
+            where = f"{exc.filename}: " if exc.filename else ""
+            report.error(StorageError(f"{where}{exc.strerror or exc}"), debug)
+            raise typer.Exit(StorageError.exit_code) from None
         except KeyboardInterrupt:
             report.error(RuntimeError("interrupted"), debug)
             raise typer.Exit(130) from None
@@ -95,11 +108,20 @@ def _gate(metrics: dict, under: dict[str, float], over: dict[str, float]) -> Non
 @app.command()
 @handled
 def fit(
-    config: ConfigPath,
+    config: Annotated[
+        Path | None, typer.Argument(help="A YAML config file (optional with --resume).")
+    ] = None,
     overrides: Overrides = None,
     run_dir: Annotated[
-        Path | None, typer.Option(help="Write the run exactly here (must be new or empty).")
+        Path | None,
+        typer.Option(help="Write the run exactly here; an interrupted run there is resumed."),
     ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue an interrupted run from its newest checkpoint.")
+    ] = None,
+    allow_config_change: Annotated[
+        bool, typer.Option(help="Resume even though the config differs from the saved one.")
+    ] = False,
     runs_root: Annotated[Path, typer.Option(help="Parent of <name>-<timestamp>/ runs.")] = Path(
         "runs"
     ),
@@ -111,19 +133,55 @@ def fit(
     """Train a model from CONFIG, print its test metrics and write a run directory."""
     from trainer import report
     from trainer.config import load_config
+    from trainer.runs import config_changes, is_run, new_run_dir
 
-    cfg = load_config(config, overrides or [])
     under, over = _bars(fail_under, "--fail-under"), _bars(fail_over, "--fail-over")
-    from trainer import engine
+    if resume is not None and run_dir is not None and resume != run_dir:
+        raise UsageError("give either --resume RUN_DIR or --run-dir PATH, not both")
+    target = resume or run_dir
+    resuming = target is not None and (resume is not None or is_run(target))
+    if resuming:
+        if not is_run(target):
+            raise UsageError(f"'{target}' is not a run directory (no config.yaml)",
+                             hint="pass a directory written by `trainer fit`")  # fmt: skip
+        saved = load_config(target / "config.yaml")
+        cfg = load_config(config or target / "config.yaml", overrides or [])
+        changes = config_changes(saved, cfg)
+        if changes and not allow_config_change:
+            raise UsageError(
+                f"the config differs from the one run '{target}' was started with:\n"
+                + "\n".join(f"  {line}" for line in changes),
+                hint="resume with the saved config, or pass --allow-config-change",
+            )
+        from trainer import engine
 
-    target = engine.new_run_dir(cfg, runs_root, run_dir)
-    result = engine.fit(cfg, target, report.progress())
-    if json_output:
-        report.print_json(result.metrics)
+        if engine.is_complete(target):
+            report.note(f"run '{target}' is complete; nothing to do")
+            metrics = json.loads((target / "metrics.json").read_text())
+            _show(metrics, cfg.name, json_output)
+            _gate(metrics, under, over)
+            return
+        result = engine.fit(cfg, target, report.progress(), resume=True,
+                            keep_learning_rate=bool(changes))  # fmt: skip
     else:
-        report.metrics_report(result.metrics, f"{cfg.name}: test metrics")
+        if config is None:
+            raise UsageError("missing CONFIG", hint="trainer fit configs/digits.yaml")
+        cfg = load_config(config, overrides or [])
+        from trainer import engine
+
+        result = engine.fit(cfg, new_run_dir(cfg, runs_root, run_dir), report.progress())
+    _show(result.metrics, cfg.name, json_output)
     report.note(f"run saved in {result.run_dir}  (trainer eval {result.run_dir})")
     _gate(result.metrics, under, over)
+
+
+def _show(metrics: dict, name: str, json_output: bool) -> None:
+    from trainer import report
+
+    if json_output:
+        report.print_json(metrics)
+    else:
+        report.metrics_report(metrics, f"{name}: test metrics")
 
 
 @app.command("eval")
@@ -194,24 +252,54 @@ def config_schema(debug: Debug = False) -> None:
     report.print_json(json_schema())
 
 
-@app.command("datasets")
-@handled
-def list_datasets(debug: Debug = False) -> None:
+datasets_app = typer.Typer(help="List datasets, or inspect a config's data (no TensorFlow).",
+                           invoke_without_command=True)  # fmt: skip
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.callback()
+def datasets_main(ctx: typer.Context) -> None:
     """List the datasets and whether each is available offline on this machine."""
+    if ctx.invoked_subcommand is None:
+        list_datasets()
+
+
+@handled
+def list_datasets(debug: bool = False) -> None:
     from trainer import report
     from trainer.datasets import DATASETS
 
     rows = []
     for entry in DATASETS.entries():
-        params = entry.params(**({"path": None} if "path" in entry.params.model_fields else {}))
+        task = entry.info.get("task") or entry.params().task()
         available = entry.info.get("available", lambda: False)()
         rows.append({
             "name": entry.name,
-            "task": params.task(),
+            "task": task,
             "offline": "yes" if available else "download",
             "description": entry.description,
         })  # fmt: skip
     report.datasets_table(rows)
+
+
+@datasets_app.command("inspect")
+@handled
+def datasets_inspect(
+    config: ConfigPath, overrides: Overrides = None, json_output: Json = False, debug: Debug = False
+) -> None:
+    """Rows, columns and types, class balance, missing values and split sizes, without training."""
+    from trainer import report
+    from trainer.config import load_config
+    from trainer.datasets.inspect import inspect
+
+    cfg = load_config(config, overrides or [])
+    summary = inspect(cfg.dataset, seed=cfg.seed)
+    if json_output:
+        report.print_json(summary)
+    else:
+        report.inspection(summary)
+    if summary.get("problems"):
+        raise UsageError("the data has problems that would stop training (listed above)")
 
 
 def _version(value: bool) -> None:

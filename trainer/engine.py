@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from trainer import datasets, optimizers, pipeline
 from trainer.config import to_yaml
-from trainer.errors import RunError, UsageError
+from trainer.errors import RunError, StorageError, UsageError
 from trainer.models import MODELS, hook
 from trainer.schema import Config
 
@@ -41,32 +41,22 @@ class FitResult:
     training: dict[str, Any]
 
 
-def new_run_dir(cfg: Config, runs_root: Path, run_dir: Path | None) -> Path:
-    """The run directory: exactly ``run_dir``, or ``runs_root/<name>-<timestamp>``."""
-    if run_dir is not None:
-        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-            raise UsageError(
-                f"run directory '{run_dir}' already exists and is not empty",
-                hint="pass a new --run-dir, or remove the old one",
-            )
-        return run_dir
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate = runs_root / f"{cfg.name}-{stamp}"
-    suffix = 1
-    while candidate.exists():
-        suffix += 1
-        candidate = runs_root / f"{cfg.name}-{stamp}-{suffix}"
-    return candidate
+def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
+        keep_learning_rate: bool = False) -> FitResult:  # fmt: skip
+    """Train ``cfg`` into ``run_dir`` (continuing its newest checkpoint if ``resume``)."""
+    from trainer.checkpoint import RunLock
+    from trainer.loop import Loop
 
-
-def fit(cfg: Config, run_dir: Path, progress: Progress) -> FitResult:
-    """Train ``cfg`` and write the run directory; return its metrics."""
+    check_writable(run_dir)
     progress.stage(f"loading dataset '{cfg.dataset.type}'")
-    data = datasets.load(cfg.dataset, cfg.seed)
-    progress.stage("starting TensorFlow")
-    device = select_device(cfg.training.device)
-    import keras
-
+    saved = run_dir / "preprocessing.json"
+    preprocessing = json.loads(saved.read_text()) if resume and saved.is_file() else None
+    data = datasets.load(cfg.dataset, cfg.seed, preprocessing=preprocessing)
+    for warning in data.warnings:
+        progress.stage(f"warning: {warning}")
+    weights = _class_weights(cfg, data)
+    progress.stage("starting the Keras backend")
+    device = select_device(cfg.training)
     seed_everything(cfg.seed, cfg.deterministic)
     model = build_model(cfg, data.spec)
     n_train = len(data.x_train)
@@ -76,66 +66,113 @@ def fit(cfg: Config, run_dir: Path, progress: Progress) -> FitResult:
     def make_optimizer(params):
         return optimizers.build(params, steps_per_epoch, cfg.training.epochs)
 
+    steps_per_execution = pipeline.steps_per_execution(
+        cfg.training.steps_per_execution, steps_per_epoch
+    )
+    jit_compile = resolve_jit(cfg.training.jit_compile, model, device)
     hook("compile", cfg.model.type)(
-        model, cfg, make_optimizer,
-        steps_per_execution=pipeline.steps_per_execution(
-            cfg.training.steps_per_execution, steps_per_epoch
-        ),
-        jit_compile=cfg.training.jit_compile,
+        model, cfg, make_optimizer, steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )  # fmt: skip
     targets = hook("targets", cfg.model.type)
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "config.yaml", to_yaml(cfg))
-    environment = describe_environment(cfg, device)
-    write_json(run_dir / "environment.json", environment)
-
-    callbacks = [
-        keras.callbacks.LambdaCallback(on_epoch_end=_log_learning_rate(model)),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
-        _ProgressCallback(progress, cfg.training.epochs, steps_per_epoch),
-    ]
-    early = None
-    if cfg.early_stopping is not None:
-        early = keras.callbacks.EarlyStopping(**cfg.early_stopping.model_dump(), verbose=0)
-        callbacks.append(early)
+    y_train = targets(data.x_train, data.y_train)
+    hook("build_state", cfg.model.type)(model, data.x_train[:2], y_train[:2])
     validation = None if data.x_val is None else (data.x_val, targets(data.x_val, data.y_val))
-    started = time.perf_counter()
-    try:
-        train = pipeline.training_batches(
-            data.x_train,
-            targets(data.x_train, data.y_train),
-            batch_size,
-            cfg.seed,
-            cfg.training.epochs,
-        )
-        history = model.fit(
-            train, epochs=cfg.training.epochs, steps_per_epoch=steps_per_epoch,
-            validation_data=validation, validation_batch_size=cfg.training.eval_batch_size,
-            callbacks=callbacks, shuffle=False, verbose=0,
-        )  # fmt: skip
-    finally:
-        progress.finish()
-    seconds = time.perf_counter() - started
+    batches = pipeline.training_batches(data.x_train, y_train, batch_size, cfg.seed)
 
-    progress.stage("saving and evaluating")
-    save_model(model, run_dir / "model.keras")
-    metrics = evaluate_model(model, cfg, data, run_dir)
-    write_json(run_dir / "metrics.json", metrics)
-    training = {
-        "epochs_run": len(history.epoch),
-        "stopped_early": bool(early is not None and early.stopped_epoch > 0),
-        "best_epoch": _best_epoch(early),
-        "steps_per_epoch": steps_per_epoch,
-        "batch_size": batch_size,
-        "train_seconds": round(seconds, 3),
-        "data_sizes": data.sizes(),
-        "scaling": data.scaling.get("method"),
-        "final": {k: float(v[-1]) for k, v in history.history.items()},
-    }
-    environment["training"] = training
-    write_json(run_dir / "environment.json", environment)
+    with RunLock(run_dir):
+        if not resume:
+            write_text(run_dir / "config.yaml", to_yaml(cfg))
+            write_json(run_dir / "preprocessing.json", data.preprocessing)
+        environment = describe_environment(cfg, device)
+        loop = Loop(model, optimizers_of(model), cfg, run_dir, progress, batches, validation,
+                    class_weight=weights)  # fmt: skip
+        if resume and loop.resume(keep_learning_rate):
+            environment["resumed_from"] = loop.position.resumed_from
+            for problem in loop.position.skipped:
+                progress.stage(f"warning: skipped damaged checkpoint {problem}")
+            progress.stage(f"resuming from {loop.position.resumed_from} (epoch "
+                           f"{loop.position.epoch + 1}, step {loop.position.step})")  # fmt: skip
+        write_json(run_dir / "environment.json", environment)
+        started = time.perf_counter()
+        loop.run()
+        seconds = time.perf_counter() - started
+
+        progress.stage("saving and evaluating")
+        save_model(model, run_dir / "model.keras")
+        metrics = evaluate_model(model, cfg, data, run_dir)
+        early = loop.early
+        training = {
+            "epochs_run": len(loop.history.rows),
+            "stopped_early": loop.stopped_early,
+            "best_epoch": None
+            if early is None or early.best_epoch is None
+            else early.best_epoch + 1,
+            "steps_per_epoch": steps_per_epoch,
+            "steps_per_execution": steps_per_execution,
+            "jit_compile": jit_compile,
+            "batch_size": batch_size,
+            "epoch_seconds": [round(t, 3) for t in loop.epoch_seconds],
+            "train_seconds": round(seconds, 3),
+            "data_sizes": data.sizes(),
+            "scaling": data.scaling.get("method"),
+            "final": dict(loop.history.rows[-1]) if loop.history.rows else {},
+        }
+        environment["training"] = training
+        write_json(run_dir / "environment.json", environment)
+        write_json(run_dir / "metrics.json", metrics)  # written last: marks the run complete
     return FitResult(run_dir, metrics, training)
+
+
+def _class_weights(cfg: Config, data) -> dict[int, float] | None:
+    """Per-class loss weights from ``training.class_weight`` (None when unweighted)."""
+    setting = getattr(cfg.training, "class_weight", "none")
+    if not data.spec.is_classification or setting == "none":
+        return None
+    from trainer.datasets.imbalance import class_weights
+
+    return class_weights(data.y_train, setting, data.spec.class_names)
+
+
+def is_complete(run_dir: Path) -> bool:
+    return (run_dir / "metrics.json").is_file() and (run_dir / "model.keras").is_file()
+
+
+def optimizers_of(model) -> list:
+    """Every optimizer the model trains with (a GAN has two), in a stable order."""
+    import keras
+
+    found = [model.optimizer] if getattr(model, "optimizer", None) is not None else []
+    for name in sorted(vars(model)):
+        value = getattr(model, name, None)
+        if isinstance(value, keras.optimizers.Optimizer) and all(value is not o for o in found):
+            found.append(value)
+    return found
+
+
+def check_writable(run_dir: Path, need_bytes: int = 20 * 2**20) -> None:
+    """Fail before anything starts if the run directory cannot be created or the disk is full.
+
+    Nothing is created here, so a run that fails later for another reason leaves no trace.
+    """
+    import shutil
+
+    existing = run_dir.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is a file, not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"no permission to write in {existing}"
+    elif shutil.disk_usage(existing).free < need_bytes:
+        free = shutil.disk_usage(existing).free // 2**20
+        problem = f"only {free} MiB free on that disk; at least {need_bytes // 2**20} MiB needed"
+    if problem:
+        raise StorageError(
+            f"cannot write to run directory {run_dir}: {problem}",
+            hint="choose a writable place with enough space via --run-dir or --runs-root",
+        )
 
 
 def evaluate_run(run_dir: Path) -> tuple[Config, dict[str, Any]]:
@@ -149,14 +186,23 @@ def evaluate_run(run_dir: Path) -> tuple[Config, dict[str, Any]]:
                 hint="pass a directory written by `trainer fit`",
             )
     cfg = load_config(run_dir / "config.yaml")
-    data = datasets.load(cfg.dataset, cfg.seed)
-    select_device(cfg.training.device)
+    saved = run_dir / "preprocessing.json"
+    preprocessing = json.loads(saved.read_text()) if saved.is_file() else None
+    data = datasets.load(cfg.dataset, cfg.seed, preprocessing=preprocessing)
+    select_device(cfg.training)
     import keras
 
     try:
         model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
     except Exception as error:  # Keras raises many types for a damaged archive
-        raise RunError(f"{run_dir / 'model.keras'}: cannot be loaded ({error})") from error
+        path = run_dir / "model.keras"
+        if "Lambda" in str(error) or "unsafe" in str(error).lower():
+            raise RunError(
+                f"{path}: refused: it contains a Lambda layer or other arbitrary Python code, "
+                "which Keras safe mode will not run",
+                hint="only evaluate models from sources you trust; retrain it with `trainer fit`",
+            ) from error
+        raise RunError(f"{path}: cannot be loaded ({error})") from error
     return cfg, evaluate_model(model, cfg, data)
 
 
@@ -174,81 +220,46 @@ def build_model(cfg: Config, spec: datasets.DataSpec):
     return entry.factory(spec, **cfg.model.kwargs(), **cfg.regularization.model_dump())
 
 
-def select_device(device: str) -> str:
-    """Make TensorFlow use the configured device; 'gpu' with none visible is an error."""
-    from trainer.backend import gpus as visible_gpus
+def select_device(training) -> str:
+    from trainer.backend import select_device as start
 
-    gpus = visible_gpus()
-    import tensorflow as tf
+    return start(training.backend, training.device)
 
-    if device == "gpu" and not gpus:
-        raise UsageError(
-            "training.device is 'gpu' but TensorFlow sees no GPU",
-            hint="set training.device: auto (or cpu), or check the CUDA install "
-            "with `python -c 'import tensorflow as tf; print(tf.config.list_physical_devices())'`",
-        )
-    if device == "cpu" and gpus:
-        try:
-            tf.config.set_visible_devices([], "GPU")
-        except RuntimeError:  # GPUs already initialised in this process
-            pass
-        return "cpu"
-    return f"gpu ({len(gpus)} visible)" if gpus else "cpu"
+
+def resolve_jit(setting, model, device: str):
+    """XLA where it helps: GPUs, and CPUs only for models without conv or recurrent layers.
+
+    On this project's 2-core CPU, XLA made the Keras-example CNN about 4x slower while it
+    sped the MLP up (bench/RESULTS.md), so 'auto' decides by the layers in the model.
+    """
+    if setting != "auto":
+        return setting
+    if device.startswith("gpu"):
+        return "auto"
+    slow = ("BaseConv", "BasePooling", "RNN", "Bidirectional")
+    for layer in model._flatten_layers(include_self=False):
+        if any(cls.__name__ in slow for cls in type(layer).__mro__):
+            return False
+    return "auto"
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
     import keras
 
+    from trainer.backend import enable_determinism
+
     keras.utils.set_random_seed(seed)
     if deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+        enable_determinism(keras.backend.backend())
 
 
-def _log_learning_rate(model):
-    """Put the epoch's final learning rate into the logs (and so into history.csv)."""
-
-    def log(epoch, logs):
-        if logs is not None:
-            logs["learning_rate"] = float(model.optimizer.learning_rate)
-
-    return log
-
-
-def _best_epoch(early) -> int | None:
-    if early is None or early.best_epoch is None:
-        return None
-    return int(early.best_epoch) + 1
-
-
-def _progress_callback_class():
+def step_callback(progress: Progress, start: int):
+    """Forward step counts to the progress display (offset by a resumed epoch's start)."""
     import keras
 
-    class ProgressCallback(keras.callbacks.Callback):
-        def __init__(self, progress: Progress, epochs: int, steps: int) -> None:
-            super().__init__()
-            self.progress, self.epochs, self.steps = progress, epochs, steps
-
-        def on_train_begin(self, logs=None):
-            self.progress.start(self.epochs, self.steps)
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.started = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.progress.step(batch + 1)
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = {k: float(v) for k, v in (logs or {}).items()}
-            seconds = time.perf_counter() - self.started
-            self.progress.epoch(epoch + 1, self.epochs, logs, seconds)
-
-    return ProgressCallback
-
-
-def _ProgressCallback(progress: Progress, epochs: int, steps: int):  # noqa: N802
-    return _progress_callback_class()(progress, epochs, steps)
+    return keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: progress.step(start + batch + 1)
+    )
 
 
 def save_model(model, path: Path) -> None:
@@ -260,7 +271,7 @@ def save_model(model, path: Path) -> None:
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        raise RunError(f"cannot write {path} ({error.strerror or error})") from error
+        raise StorageError(f"cannot write {path} ({error.strerror or error})") from error
 
 
 def write_text(path: Path, text: str) -> None:
@@ -273,7 +284,7 @@ def write_text(path: Path, text: str) -> None:
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        raise RunError(f"cannot write {path} ({error.strerror or error})") from error
+        raise StorageError(f"cannot write {path} ({error.strerror or error})") from error
 
 
 def write_json(path: Path, data: Any) -> None:

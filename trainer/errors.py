@@ -10,6 +10,11 @@ EXIT_OK = 0
 EXIT_FAILURE = 1  # something failed while running (data, training, I/O)
 EXIT_USAGE = 2  # bad config, bad command-line usage; nothing was written
 EXIT_GATE = 3  # a --fail-under / --fail-over metric gate was not met
+EXIT_DATA = 4  # a dataset is missing, unreadable or malformed
+EXIT_DIVERGED = 5  # the loss became NaN or infinite
+EXIT_STORAGE = 6  # the run directory could not be written (disk full, permissions)
+EXIT_SIGINT = 130  # interrupted by Ctrl-C; a checkpoint was written
+EXIT_SIGTERM = 143  # terminated (SIGTERM, e.g. preemption); a checkpoint was written
 
 
 class TrainerError(Exception):
@@ -47,6 +52,28 @@ class UsageError(TrainerError):
 
 class DataError(TrainerError):
     """A dataset is missing, unreadable or malformed."""
+
+    exit_code = EXIT_DATA
+
+
+class DivergedError(TrainerError):
+    """The loss became NaN or infinite; the last finite checkpoint was kept."""
+
+    exit_code = EXIT_DIVERGED
+
+
+class StorageError(TrainerError):
+    """The run directory could not be written; the previous checkpoint is intact."""
+
+    exit_code = EXIT_STORAGE
+
+
+class Interrupted(TrainerError):
+    """A signal stopped training after a checkpoint was written."""
+
+    def __init__(self, message: str, exit_code: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
 
 
 class RunError(TrainerError):

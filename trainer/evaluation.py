@@ -3,7 +3,8 @@
 The result is the ``metrics.json`` object: ``test`` maps metric names to numbers (``loss``
 is cross-entropy for classification and MSE for regression); classification adds the
 confusion matrix and a per-class table. ``None`` stands for a metric that is undefined on
-this split (for example ROC AUC when a class is absent).
+this split (for example ROC AUC when a class is absent). ``baseline``, when given, holds a
+naive predictor's name and test metrics, the bar a model has to clear.
 """
 
 from __future__ import annotations
@@ -15,10 +16,46 @@ import numpy as np
 HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "auc", "r2"}
 
 
-def evaluate(task: str, y_true, y_pred, class_names, metrics: list[str]) -> dict[str, Any]:
+def evaluate(
+    task: str, y_true, y_pred, class_names, metrics: list[str], baseline: dict | None = None
+) -> dict[str, Any]:
     if task == "regression":
-        return {"task": task, "test": regression_metrics(y_true, y_pred, metrics)}
-    return {"task": task, **classification_metrics(task, y_true, y_pred, class_names, metrics)}
+        result = {"task": task, "test": regression_metrics(y_true, y_pred, metrics)}
+    else:
+        result = {
+            "task": task,
+            **classification_metrics(task, y_true, y_pred, class_names, metrics),
+        }
+    if baseline is not None:
+        result["baseline"] = baseline
+    return result
+
+
+def naive_baseline(data, metrics: list[str]) -> dict[str, Any]:
+    """A naive predictor's test metrics: ``{"name": ..., "test": {metric: number}}``.
+
+    Classification predicts the training split's class frequencies for every sample, so its
+    label is always the majority class and its loss is that of knowing only the class
+    balance. Regression uses the dataset's own naive forecast when it has one (such as the
+    last observed value of a series), and otherwise the training mean.
+    """
+    task = data.spec.task
+    n = len(data.y_test)
+    if task == "regression":
+        if data.naive_test is not None:
+            name, predictions = data.naive_name or "naive forecast", data.naive_test
+        else:
+            mean = np.asarray(data.y_train, dtype=np.float64).reshape(len(data.y_train), -1)
+            name, predictions = "training mean", np.tile(mean.mean(axis=0), (n, 1))
+        return {"name": name, "test": regression_metrics(data.y_test, predictions, metrics)}
+    y_train = np.asarray(data.y_train).astype(np.int64).ravel()
+    classes = 2 if task == "binary" else max(data.spec.num_classes, int(y_train.max()) + 1)
+    frequencies = np.bincount(y_train, minlength=classes) / len(y_train)
+    proba = np.tile(frequencies, (n, 1))
+    if task == "binary":
+        proba = proba[:, 1:]  # the model's format: P(positive class)
+    test = classification_metrics(task, data.y_test, proba, data.spec.class_names, metrics)
+    return {"name": "majority class", "test": test["test"]}
 
 
 def regression_metrics(y_true, y_pred, metrics: list[str]) -> dict[str, float]:

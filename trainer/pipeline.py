@@ -22,38 +22,76 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
 
-def steps_per_execution(requested: int, steps: int) -> int:
-    """The largest divisor of ``steps`` (per epoch) not above ``requested``.
+AUTO_STEPS_PER_EXECUTION = 32
+
+
+def steps_per_execution(requested: int | str, steps: int) -> int:
+    """The largest divisor of ``steps`` (per epoch) not above ``requested`` ('auto': 32).
 
     Keras runs whole chunks of ``steps_per_execution`` steps; a chunk that crossed an epoch
     boundary would take batches from the next epoch and shift every epoch after it.
     """
+    if requested == "auto":
+        requested = AUTO_STEPS_PER_EXECUTION
     return max(d for d in range(1, min(requested, steps) + 1) if steps % d == 0)
 
 
-def training_batches(x, y, batch_size: int, seed: int, epochs: int, shuffle: bool = True):
-    """A ``tf.data.Dataset`` of every training batch of every epoch, in the trainer's order."""
-    import tensorflow as tf
+def training_batches(x, y, batch_size: int, seed: int, shuffle: bool = True):
+    """The training batches for the active Keras backend (tf.data on TensorFlow, else NumPy)."""
+    import keras
 
-    n = len(x)
-    features, targets = tf.constant(x), tf.constant(y)
+    source = TrainingBatches if keras.backend.backend() == "tensorflow" else NumpyBatches
+    return source(x, y, batch_size, seed, shuffle)
 
-    def order(epoch):
-        if not shuffle:
-            return np.arange(n, dtype=np.int64)
-        return permutation(seed, int(epoch), n).astype(np.int64)
 
-    def epoch_indices(epoch):
-        indices = tf.numpy_function(order, [epoch], tf.int64, stateful=False)
-        indices.set_shape([n])
-        return tf.data.Dataset.from_tensor_slices(indices).batch(batch_size)
+class NumpyBatches:
+    """Training batches as NumPy arrays, for backends without TensorFlow (JAX, PyTorch).
 
-    def gather(indices):
-        return tf.gather(features, indices), tf.gather(targets, indices)
+    ``epoch(e, start_step)`` is a generator of epoch ``e``'s batches from ``start_step`` on.
+    """
 
-    return (
-        tf.data.Dataset.range(epochs)
-        .flat_map(epoch_indices)
-        .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool = True) -> None:
+        self.n, self.batch_size, self.seed, self.shuffle = len(x), batch_size, seed, shuffle
+        self.steps = steps_per_epoch(self.n, batch_size)
+        self._x, self._y = x, y
+
+    def order(self, epoch: int) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.n, dtype=np.int64)
+        return permutation(self.seed, epoch, self.n).astype(np.int64)
+
+    def epoch(self, epoch: int, start_step: int = 0):
+        indices = self.order(epoch)
+        for step in range(start_step, self.steps):
+            batch = indices[step * self.batch_size : (step + 1) * self.batch_size]
+            yield self._x[batch], self._y[batch]
+
+
+class TrainingBatches(NumpyBatches):
+    """Training batches in the trainer's order, from arrays copied to TensorFlow once.
+
+    ``epoch(e, start_step)`` is a ``tf.data.Dataset`` of epoch ``e``'s batches from
+    ``start_step`` on, so a resumed run continues exactly where the interrupted one stopped.
+    """
+
+    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool = True) -> None:
+        import tensorflow as tf
+
+        super().__init__(x, y, batch_size, seed, shuffle)
+        self._x, self._y = tf.constant(x), tf.constant(y)
+
+    def epoch(self, epoch: int, start_step: int = 0):
+        import tensorflow as tf
+
+        indices = self.order(epoch)[start_step * self.batch_size :]
+        features, targets = self._x, self._y
+
+        def gather(batch):
+            return tf.gather(features, batch), tf.gather(targets, batch)
+
+        return (
+            tf.data.Dataset.from_tensor_slices(indices)
+            .batch(self.batch_size)
+            .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE)
+        )

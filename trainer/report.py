@@ -164,3 +164,39 @@ def datasets_table(rows: list[dict[str, str]]) -> None:
     for row in rows:
         table.add_row(row["name"], row["task"], row["offline"], row["description"])
     out.print(table)
+
+
+def inspection(summary: dict[str, Any]) -> None:
+    """`trainer datasets inspect`: the facts about a config's data, as tables."""
+    out.print(f"dataset {summary.get('dataset')}: task {summary.get('task')}, "
+              f"{summary.get('rows')} rows, input shape {summary.get('input_shape')}",
+              markup=False)  # fmt: skip
+    if summary.get("columns"):
+        table = Table(title="columns", title_justify="left")
+        for column in ("name", "role", "type", "missing", "distinct"):
+            table.add_column(column)
+        for row in summary["columns"]:
+            table.add_row(*(str(row.get(k, "")) for k in ("name", "role", "type", "missing",
+                                                           "distinct")))  # fmt: skip
+        out.print(table)
+    if summary.get("class_balance"):
+        table = Table(title="class balance", title_justify="left")
+        splits = list(summary["class_balance"])
+        table.add_column("class")
+        for split in splits:
+            table.add_column(split, justify="right")
+        classes = sorted({c for counts in summary["class_balance"].values() for c in counts})
+        for name in classes:
+            table.add_row(name, *(str(summary["class_balance"][s].get(name, 0)) for s in splits))
+        out.print(table)
+    if summary.get("splits"):
+        sizes = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
+        out.print(f"splits: {sizes}", markup=False)
+    if summary.get("missing"):
+        missing = ", ".join(f"{k}: {v}" for k, v in summary["missing"].items())
+        out.print(f"missing values: {missing}", markup=False)
+    for warning in summary.get("warnings", []):
+        warn(warning)
+    for problem in summary.get("problems", []):
+        err.print("[bold red]problem:[/] ", end="")
+        err.print(problem, markup=False)

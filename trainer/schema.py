@@ -43,9 +43,18 @@ def _bare_type(value: Any) -> Any:
 
 
 class Regularization(Section):
-    l1: float = Field(0.0, ge=0.0, description="L1 kernel penalty (Dense/conv kernels).")
-    l2: float = Field(0.0, ge=0.0, description="L2 kernel penalty (Dense/conv kernels).")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout after each hidden layer.")
+    l1: float = Field(
+        0.0, ge=0.0, description="L1 penalty on weight kernels (Dense, Conv2D, recurrent)."
+    )
+    l2: float = Field(
+        0.0, ge=0.0, description="L2 penalty on weight kernels (Dense, Conv2D, recurrent)."
+    )
+    dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout after each hidden layer (Dense, convolution block, recurrent).",
+    )
 
 
 class EarlyStopping(Section):
@@ -56,21 +65,64 @@ class EarlyStopping(Section):
     restore_best_weights: bool = True
 
 
+class Checkpoint(Section):
+    every_steps: int = Field(
+        0, ge=0, description="Also checkpoint every N optimizer steps (0: at epoch ends only)."
+    )
+    keep: int = Field(3, ge=1, description="How many recent checkpoints to keep.")
+
+
 class Training(Section):
     epochs: int = Field(10, ge=1)
     batch_size: int | Literal["full"] = Field(
         32, description="Samples per step; 'full' is full-batch gradient descent."
     )
     device: Literal["auto", "cpu", "gpu"] = "auto"
-    steps_per_execution: int = Field(
-        1,
-        ge=1,
-        description="Steps run per call into the compiled graph (fewer Python round-trips).",
+    steps_per_execution: int | Literal["auto"] = Field(
+        "auto",
+        description="Optimizer steps per call into the compiled graph (fewer Python round-trips); "
+        "'auto' takes up to 32, always a divisor of the steps per epoch.",
     )
-    jit_compile: bool | Literal["auto"] = Field("auto", description="XLA compilation.")
+    jit_compile: bool | Literal["auto"] = Field(
+        "auto",
+        description="XLA compilation; 'auto' uses it on GPUs, and on CPUs only for models "
+        "without convolution or recurrent layers (measured slower there: see bench/RESULTS.md).",
+    )
+    backend: Literal["auto", "tensorflow", "jax"] = Field(
+        "auto", description="Keras backend; 'auto' follows KERAS_BACKEND, else TensorFlow."
+    )
     eval_batch_size: int = Field(
         1024, ge=1, description="Batch size for prediction and evaluation."
     )
+    class_weight: Literal["none", "balanced"] | dict[int | str, float] = Field(
+        "none",
+        description="Weigh each class's examples in the loss (classification): 'balanced' "
+        "weighs class c by n / (k * n_c); a mapping {class name or index: weight} sets them, "
+        "and classes it leaves out weigh 1.",
+    )
+
+    @field_validator("class_weight", mode="before")
+    @classmethod
+    def _class_names_not_booleans(cls, value):
+        if isinstance(value, dict):
+            for key, weight in value.items():
+                if isinstance(key, bool):
+                    raise ValueError(
+                        f"class {key!r} is a boolean: YAML reads yes, no, true and false as "
+                        "booleans; quote class names ('yes': 9.0)"
+                    )
+                if not isinstance(weight, int | float) or isinstance(weight, bool) or weight <= 0:
+                    raise ValueError(f"the weight of class {key!r} must be a positive number")
+        return value
+
+    @field_validator("steps_per_execution", mode="before")
+    @classmethod
+    def _positive_or_auto(cls, value):
+        if value == "auto" or (
+            isinstance(value, int) and not isinstance(value, bool) and value > 0
+        ):
+            return value
+        raise ValueError(f"must be a positive integer or 'auto' (got {value!r})")
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -98,6 +150,7 @@ class Config(Section):
     regularization: Regularization = Field(default_factory=Regularization)
     early_stopping: EarlyStopping | None = Field(None, description="Omit or null to disable.")
     training: Training = Field(default_factory=Training)
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint)
     metrics: list[Metric] | None = Field(None, description="Default: every metric of the task.")
     loss: Loss | None = Field(None, description="Default: inferred from the dataset's task.")
 
@@ -224,6 +277,22 @@ def check_model_fits_task(cfg: Config) -> Iterator[Problem]:
         )
 
 
+def check_imbalance_needs_classes(cfg: Config) -> Iterator[Problem]:
+    if cfg.task != "regression":
+        return
+    why = f"the {cfg.task} task of dataset '{cfg.dataset.type}' has no classes"
+    if cfg.training.class_weight != "none":
+        yield ("training", "class_weight"), f"applies to classification, but {why}; remove it"
+    if getattr(cfg.dataset, "resample", "none") != "none":
+        yield ("dataset", "resample"), f"applies to classification, but {why}; remove it"
+
+
+def check_family_rules(cfg: Config) -> Iterator[Problem]:
+    """The model family's own rules (``MODELS.register(..., checks=[...])``)."""
+    for check in MODELS.get(cfg.model.type).info.get("checks", ()):
+        yield from check(cfg)
+
+
 CHECKS = [
     check_metrics_fit_task,
     check_loss_fits_task,
@@ -231,6 +300,8 @@ CHECKS = [
     check_full_batch,
     check_regularization_applies,
     check_model_fits_task,
+    check_imbalance_needs_classes,
+    check_family_rules,
 ]
 
 

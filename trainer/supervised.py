@@ -8,6 +8,8 @@ judged by its samples). The engine calls the hooks and never branches on the fam
   targets(x, y) -> y'                               what ``fit`` learns to predict
   evaluate(model, cfg, data, artifacts) -> dict     the ``metrics.json`` object
   logged(cfg) -> list[str]                          names logged every epoch (no TensorFlow)
+  callbacks(model, cfg, data, run_dir) -> list      extra Keras callbacks for ``fit``
+  build_state(model, x, y)                          create every variable before a resume
 """
 
 from __future__ import annotations
@@ -36,6 +38,23 @@ def evaluate(model, cfg: Config, data: Dataset, artifacts: Path | None = None) -
 
     predictions = model.predict(data.x_test, batch_size=cfg.training.eval_batch_size, verbose=0)
     return score(cfg.task, data.y_test, predictions, data.spec.class_names, cfg.metrics)
+
+
+def build_state(model, x, y) -> None:
+    """Create optimizer slots and metric accumulators so a checkpoint can be restored into them.
+
+    A one-batch ``evaluate`` builds the compiled metrics without touching weights or the
+    random generators (dropout is inactive outside training).
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    model.evaluate(x, y, verbose=0)
+
+
+def callbacks(model, cfg: Config, data: Dataset, run_dir: Path) -> list:
+    """None: supervised training needs only the engine's own callbacks."""
+    return []
 
 
 def logged(cfg: Config) -> list[str]:

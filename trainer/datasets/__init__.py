@@ -4,11 +4,16 @@ A loader module registers a ``Params`` subclass of :class:`DatasetParams` (the c
 options below plus its own) and a factory that returns :class:`RawData`: arrays before
 splitting and scaling. :func:`load` then applies what every dataset shares, in one place:
 ``limit``, the test and validation splits (stratified for classification) and scaling
-fitted on the training split only.
+fitted on the training split only (for tables: imputation and category encoding too, see
+:mod:`trainer.datasets.preprocessing`), saved as :attr:`Dataset.preprocessing` so that it can
+be re-applied as it is. A regression dataset may also name a naive forecast
+(for example "the last observed value"): :func:`load` applies it to the raw test inputs,
+so its predictions line up with ``x_test`` and give the report a baseline to beat.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -19,6 +24,8 @@ from trainer.registry import Params, Registry
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from trainer.datasets.preprocessing import Table
 
 Task = Literal["regression", "binary", "multiclass"]
 
@@ -68,6 +75,13 @@ class RawData:
     class_names: list[str] = field(default_factory=list)
     value_range: tuple[float, float] | None = None  # known range, e.g. (0, 255) for pixels
     default_scaling: str = "none"
+    # regression only: raw (unscaled) inputs -> the predictions of a naive forecaster
+    naive_forecast: Callable[[np.ndarray], np.ndarray] | None = None
+    naive_name: str = ""
+    x_val: np.ndarray | None = None  # a validation pool of its own (from a named file)
+    y_val: np.ndarray | None = None
+    table: Table | None = None  # tabular data: how to impute and encode its raw columns
+    warnings: list[str] = field(default_factory=list)  # e.g. rows dropped for missing values
 
 
 @dataclass(frozen=True)
@@ -95,51 +109,188 @@ class Dataset:
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
     scaling: dict[str, Any] = field(default_factory=dict)
+    naive_test: np.ndarray | None = None  # a naive forecast for each test sample, (n, 1)
+    naive_name: str = ""
+    # the fitted transform, JSON-able: load(..., preprocessing=this) re-applies it as it is
+    preprocessing: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. a class missing from a split
 
     def sizes(self) -> dict[str, int]:
         val = 0 if self.x_val is None else len(self.x_val)
         return {"train": len(self.x_train), "validation": val, "test": len(self.x_test)}
 
 
-def load(params: DatasetParams, seed: int) -> Dataset:
-    """Load a dataset by its validated params: split, scale and describe it."""
+def load(params: DatasetParams, seed: int, preprocessing: dict[str, Any] | None = None) -> Dataset:
+    """Load a dataset by its validated params: split, preprocess and describe it.
+
+    The preprocessing (scaling; for tables also imputation and encoding) is fitted on the
+    training split, unless ``preprocessing`` gives a saved one (a run's
+    :attr:`Dataset.preprocessing`): that one is applied as it is, so that ``trainer eval``
+    transforms the data exactly as training did.
+    """
+    return prepare(read_raw(params, seed), params, seed, preprocessing)
+
+
+def read_raw(params: DatasetParams, seed: int) -> RawData:
+    """What the dataset's loader returns, before splitting and preprocessing."""
+    entry = DATASETS.get(params.type)
+    return entry.factory(seed=seed, **params.loader_kwargs())
+
+
+def prepare(
+    raw: RawData, params: DatasetParams, seed: int, preprocessing: dict[str, Any] | None = None
+) -> Dataset:
+    """Split, preprocess, resample and describe what a loader returned."""
     import numpy as np
 
-    entry = DATASETS.get(params.type)
-    raw: RawData = entry.factory(seed=seed, **params.loader_kwargs())
+    names = list(raw.class_names)
     x, y = raw.x_train, raw.y_train
     if params.limit:
         x, y = x[: params.limit], y[: params.limit]
     if raw.x_test is None:
-        x, x_test, y, y_test = _split(x, y, params.test_split, seed, raw.task, "test")
+        x, x_test, y, y_test = _split(x, y, params.test_split, seed, raw.task, "test", names)
     else:
         x_test, y_test = raw.x_test, raw.y_test
         if params.limit:
             x_test, y_test = x_test[: params.limit], y_test[: params.limit]
-    x_val = y_val = None
-    if params.validation_split > 0:
-        x, x_val, y, y_val = _split(x, y, params.validation_split, seed + 1, raw.task, "validation")
+    x_val, y_val = raw.x_val, raw.y_val
+    if x_val is not None:
+        if params.limit:
+            x_val, y_val = x_val[: params.limit], y_val[: params.limit]
+    elif params.validation_split > 0:
+        x, x_val, y, y_val = _split(
+            x, y, params.validation_split, seed + 1, raw.task, "validation", names
+        )
+
+    naive_test = None
+    if raw.naive_forecast is not None:  # from the raw inputs, before they are scaled
+        naive_test = _as_targets(raw.naive_forecast(x_test))
 
     method = raw.default_scaling if params.scaling == "default" else params.scaling
-    scaler = _fit_scaler(method, x, raw.value_range)
-    x, x_test = scaler(x), scaler(x_test)
-    x_val = None if x_val is None else scaler(x_val)
+    if preprocessing is None:
+        preprocessing = _fit_preprocessing(raw, method, x)
+    warnings = list(raw.warnings)
+    transform, scaling = _transform(raw, preprocessing, warnings)
+    x, x_test = transform(x, "train"), transform(x_test, "test")
+    x_val = None if x_val is None else transform(x_val, "validation")
 
     if raw.task == "regression":
         y, y_test = _as_targets(y), _as_targets(y_test)
         y_val = None if y_val is None else _as_targets(y_val)
         num_classes, target_dim = 0, y.shape[1]
     else:
+        (y, y_test, y_val), names = _relabel((y, y_test, y_val), names, preprocessing)
         y, y_test = y.astype(np.int32), y_test.astype(np.int32)
         y_val = None if y_val is None else y_val.astype(np.int32)
-        num_classes = max(len(raw.class_names), int(max(y.max(), y_test.max())) + 1)
+        top = max(int(a.max()) for a in (y, y_test, y_val) if a is not None and len(a))
+        num_classes = max(len(names), top + 1)
         target_dim = 1
-    class_names = tuple(raw.class_names) or tuple(str(i) for i in range(num_classes))
+    class_names = tuple(names) or tuple(str(i) for i in range(num_classes))
+    if raw.task != "regression":
+        from trainer.datasets.imbalance import missing_class_warnings, resample
+
+        x, y = resample(x, y, getattr(params, "resample", "none"), seed + 2)
+        splits = {"train": y, "validation": y_val, "test": y_test}
+        warnings += missing_class_warnings(splits, class_names)
     spec = DataSpec(tuple(x.shape[1:]), raw.task, num_classes, target_dim, class_names)
-    return Dataset(spec, x, y, x_test, y_test, x_val, y_val, {"method": method, **scaler.stats})
+    return Dataset(
+        spec, x, y, x_test, y_test, x_val, y_val, scaling, naive_test, raw.naive_name,
+        preprocessing=preprocessing, warnings=warnings,
+    )  # fmt: skip
 
 
-def _split(x, y, fraction: float, seed: int, task: Task, what: str):
+def _fit_preprocessing(raw: RawData, method: str, x) -> dict[str, Any]:
+    """Fit the transform on the training split ``x``; a JSON-able dict."""
+    if raw.table is not None:
+        from trainer.datasets.preprocessing import fit_table
+
+        state = fit_table(raw.table, x, method)
+    else:
+        scaler = _fit_scaler(method, x, raw.value_range)
+        state = {"kind": "array", "scaling": {"method": method, **scaler.stats}}
+    if raw.task != "regression" and raw.class_names:
+        state["class_names"] = list(raw.class_names)
+    return state
+
+
+def _transform(raw: RawData, state: dict[str, Any], warnings: list[str]):
+    """(x, split) -> preprocessed x, and the scaling summary kept in Dataset.scaling."""
+    if raw.table is not None:
+        from trainer.datasets.preprocessing import apply_table, scaling_summary
+
+        def transform_table(x, split: str):
+            features, found = apply_table(state, raw.table, x, split)
+            warnings.extend(found)
+            return features
+
+        return transform_table, scaling_summary(state)
+    scaler = _scaler_from(state)
+
+    def transform_array(x, split: str):
+        if scaler.offset is not None and scaler.offset.ndim and scaler.offset.shape != x.shape[1:]:
+            raise DataError(
+                f"the preprocessing given scales samples shaped {scaler.offset.shape}, but the "
+                f"{split} split's are shaped {x.shape[1:]}",
+                hint="re-apply the preprocessing saved by a run on this same dataset",
+            )
+        return scaler(x)
+
+    return transform_array, dict(state["scaling"])
+
+
+def _scaler_from(state: dict[str, Any]) -> _Scaler:
+    """A scaler from saved statistics, as :func:`_fit_scaler` made them."""
+    import numpy as np
+
+    if not isinstance(state, dict) or state.get("kind") != "array" or "scaling" not in state:
+        kind = state.get("kind") if isinstance(state, dict) else type(state).__name__
+        raise DataError(
+            f"the preprocessing given is for a '{kind}' dataset, not an array one",
+            hint="re-apply the preprocessing saved by a run on this same dataset",
+        )
+    stats = dict(state["scaling"])
+    method = stats.pop("method", None)
+    try:
+        if method == "none":
+            return _Scaler(None, None, {})
+        if method == "unit":
+            low = np.asarray(stats["min"], dtype=np.float32)
+            high = np.asarray(stats["max"], dtype=np.float32)
+            return _Scaler(low, np.where(high > low, high - low, 1.0).astype(np.float32), stats)
+        if method == "standard":
+            mean = np.asarray(stats["mean"], dtype=np.float32)
+            return _Scaler(mean, np.asarray(stats["std"], dtype=np.float32), stats)
+    except KeyError as error:
+        raise DataError(f"the preprocessing given lacks the scaling statistic {error}") from None
+    raise DataError(f"the preprocessing given has an unknown scaling method {method!r}")
+
+
+def _relabel(ys: tuple, names: list[str], state: dict[str, Any]):
+    """Map class indices onto the saved preprocessing's class names, when it has them."""
+    import numpy as np
+
+    saved = state.get("class_names")
+    if not saved or list(saved) == names or not names:
+        return ys, names
+    position = {name: i for i, name in enumerate(saved)}
+    lookup = np.array([position.get(name, -1) for name in names])
+    mapped = []
+    for y in ys:
+        if y is None:
+            mapped.append(None)
+            continue
+        labels = lookup[np.asarray(y, dtype=np.int64)]
+        if (labels < 0).any():
+            unknown = names[int(np.asarray(y)[labels < 0][0])]
+            raise DataError(
+                f"the data holds class '{unknown}', which the preprocessing given (the trained "
+                f"model) does not know; it knows {', '.join(map(str, saved))}"
+            )
+        mapped.append(labels)
+    return tuple(mapped), list(saved)
+
+
+def _split(x, y, fraction: float, seed: int, task: Task, what: str, class_names=()):
     import math
 
     from sklearn.model_selection import train_test_split
@@ -156,9 +307,21 @@ def _split(x, y, fraction: float, seed: int, task: Task, what: str):
         import numpy as np
 
         classes, counts = np.unique(y, return_counts=True)
-        if counts.min() >= 2 and min(n_test, n_train) >= len(classes):
+        if counts.min() < 2:
+            single = [_class_name(c, class_names) for c in classes[counts < 2][:5]]
+            raise DataError(
+                f"class {', '.join(single)} has a single example among {len(y)} samples, so a "
+                f"stratified {what} split cannot keep it in both the {what} and training splits",
+                hint="add examples of that class, or remove its rows",
+            )
+        if min(n_test, n_train) >= len(classes):
             stratify = y
     return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
+
+
+def _class_name(label, class_names) -> str:
+    index = int(label)
+    return repr(class_names[index] if 0 <= index < len(class_names) else str(index))
 
 
 def _as_targets(y):

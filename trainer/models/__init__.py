@@ -9,9 +9,15 @@ and returns an uncompiled ``keras.Model`` whose output already fits ``spec.task`
 ``register`` info keys:
   regularization: which of l1, l2, dropout the family applies (others are config errors)
   tasks: which dataset tasks it can learn
+  inputs: which input kinds it accepts: "vector" (features,), "sequence" (steps, features),
+      "image" (height, width, channels); default all (see :mod:`trainer.models.inputs`)
   describe: optional ``(model) -> dict`` of learned values worth reporting
-  compile, targets, evaluate, logged: optional hooks replacing the supervised defaults
-      in :mod:`trainer.supervised` (generative families use them)
+  compile, targets, evaluate, logged, callbacks: optional hooks replacing the supervised
+      defaults in :mod:`trainer.supervised` (generative families use them)
+  checks: optional ``(cfg) -> [(key path, message), ...]`` validation rules of the family,
+      run with the schema's own cross-section checks (no TensorFlow)
+  custom_objects_module: the module defining the family's registered Keras classes; import
+      it before ``keras.saving.load_model`` reads the family's ``model.keras``
 """
 
 from __future__ import annotations

@@ -1,0 +1,292 @@
+"""CSV files: numeric and categorical columns, and a target whose task is inferred.
+
+Each file is streamed once (:mod:`trainer.datasets.csv_reader`), and each column's type is
+decided after that one pass:
+
+- every value a number (or missing): numeric;
+- mostly numbers with a few text values (at least 90% numbers): an error naming
+  the line and the value, since that is nearly always a typo or a missing-value marker;
+- otherwise categorical; ``columns: {name: numeric | categorical | ignore}`` overrides this.
+
+Missing values are empty cells and NA, N/A, NaN, null, None and ? (in any case). Imputation,
+encoding and scaling (``standard`` by default; numeric columns only, categories stay 0/1 or
+indices) happen in :mod:`trainer.datasets.preprocessing`, fitted on the training split only;
+here the files are read, checked, and rows are dropped for ``missing: drop``. Files are UTF-8
+(a byte-order mark is allowed) with a header row.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from trainer.datasets import DATASETS, RawData, Task
+from trainer.datasets.csv_reader import CsvTable, Values, read_csv
+from trainer.datasets.preprocessing import Column, MissingValues, Table
+from trainer.datasets.user_data import FileParams, TaskSetting, number_name, resolve_task
+from trainer.errors import DataError
+from trainer.registry import did_you_mean
+
+MAX_LISTED = 5
+ColumnType = Literal["numeric", "categorical", "ignore"]
+
+
+class CsvParams(FileParams):
+    type: Literal["csv"] = "csv"
+    path: Path = Field(
+        description="The CSV file (with a header row): all the data, or the training pool when "
+        "validation_path or test_path is given. Relative paths start from the current directory."
+    )
+    target: str = Field(min_length=1, description="The column to predict.")
+    columns: dict[str, ColumnType] = Field(
+        default_factory=dict,
+        description="Column types overriding the inferred ones: numeric, categorical, or "
+        "ignore (the column is left out, e.g. an ID).",
+    )
+    encoding: Literal["onehot", "integer"] = Field(
+        "onehot",
+        description="Categorical columns become one 0/1 feature per category (onehot) or one "
+        "feature holding the category's index (integer).",
+    )
+    delimiter: str = Field(",", min_length=1, max_length=1, description="The field separator.")
+    missing: MissingValues | None = Field(
+        None,
+        description="How to fill missing values (`missing: median` is short for "
+        "{strategy: median}); without it, missing values are an error.",
+    )
+    validation_path: Path | None = Field(
+        None, description="A CSV file with the same columns for validation (not validation_split)."
+    )
+    test_path: Path | None = Field(
+        None, description="A CSV file with the same columns for testing (not test_split)."
+    )
+
+    COMMON: ClassVar[set[str]] = FileParams.COMMON
+
+    @field_validator("missing", mode="before")
+    @classmethod
+    def _bare_strategy(cls, value: Any) -> Any:
+        return {"strategy": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.target in self.columns:
+            raise ValueError(
+                f"columns sets a type for the target '{self.target}'; the target's type "
+                "follows from task (auto, regression, binary or multiclass)"
+            )
+        if self.missing and self.missing.columns.get(self.target, "drop") != "drop":
+            raise ValueError(
+                f"missing.columns: rows whose target '{self.target}' is missing can only be "
+                "dropped (drop), not filled"
+            )
+        self._only_one("validation_path", "validation_split")
+        self._only_one("test_path", "test_split")
+        return self
+
+    def infer_task(self) -> Task:
+        table = read_csv(self.path, self.target, self.delimiter, target_only=True)
+        return target_task("auto", table)
+
+
+@DATASETS.register(CsvParams, available=lambda: True, task="inferred from the target")
+def csv(
+    seed: int,
+    path: Path,
+    target: str,
+    columns: dict[str, str],
+    encoding: str,
+    delimiter: str,
+    missing: MissingValues | None,
+    validation_path: Path | None,
+    test_path: Path | None,
+    task_type: TaskSetting,
+) -> RawData:
+    """Your own CSV file: numeric and categorical columns, a target to predict."""
+    import numpy as np
+
+    train = read_csv(path, target, delimiter, columns)
+    kinds = {**columns, **{v.name: v.resolve(path) for v in train.features}}
+    files = {"train": train}
+    for split, other in (("validation", validation_path), ("test", test_path)):
+        if other is not None:
+            files[split] = _read_like(other, train, kinds, delimiter)
+    task = target_task(task_type, train)
+
+    strategies = _strategies(train, kinds, missing)
+    warnings: list[str] = []
+    _check_missing(files, strategies, missing)
+    keep = {s: _rows_kept(table, strategies, missing, warnings) for s, table in files.items()}
+
+    feature_columns = []
+    matrices = {split: np.empty((int(k.sum()), len(train.features))) for split, k in keep.items()}
+    for i, values in enumerate(train.features):
+        kind = kinds[values.name]
+        per_file = {split: table.features[i] for split, table in files.items()}
+        categories: tuple[str, ...] = ()
+        if kind == "categorical":
+            categories = tuple(sorted(set().union(*(v.vocabulary for v in per_file.values()))))
+        for split, column in per_file.items():
+            matrices[split][:, i] = _column(column, kind, categories)[keep[split]]
+        feature_columns.append(Column(values.name, kind, categories))
+
+    class_names, targets = target_labels(files, task)
+    fill = None if missing is None else missing.fill_value
+    table = Table(tuple(feature_columns), encoding, strategies, fill)
+    y = {split: targets[split][keep[split]] for split in files}
+    return RawData(
+        matrices["train"], y["train"], task,
+        matrices.get("test"), y.get("test"), class_names,
+        default_scaling="standard", x_val=matrices.get("validation"),
+        y_val=y.get("validation"), table=table, warnings=warnings,
+    )  # fmt: skip
+
+
+def target_task(setting: TaskSetting, table: CsvTable) -> Task:
+    """The task of the table's target column, after checking its values."""
+    table.target.check_target(table.path, setting)
+    return resolve_task(setting, table.target.labels(), table.where_target)
+
+
+def _read_like(path: Path, train: CsvTable, kinds: dict[str, str], delimiter: str) -> CsvTable:
+    """Another split's file, read with the training file's column types."""
+    table = read_csv(path, train.target.name, delimiter, kinds, known_kinds=False)
+    names = [v.name for v in train.features]
+    by_name = {v.name: v for v in table.features}
+    if set(by_name) != set(names):
+        lacking = sorted(set(names) - set(by_name))
+        extra = sorted(set(by_name) - set(names))
+        raise DataError(
+            f"{path}: its columns differ from {train.path}'s"
+            + (f"; it lacks {', '.join(lacking)}" if lacking else "")
+            + (f"; it adds {', '.join(extra)}" if extra else ""),
+            hint="give every split's file the same columns (order may differ)",
+        )
+    table.features = [by_name[name] for name in names]  # in the training file's order
+    return table
+
+
+def _strategies(train: CsvTable, kinds, missing: MissingValues | None) -> dict[str, str]:
+    """Each feature column's fill strategy (mean and median mean most_frequent for text)."""
+    if missing is None:
+        return {}
+    known = [*train.header]
+    for name, strategy in missing.columns.items():
+        if name not in known:
+            raise DataError(
+                f"{train.path}: missing.columns names '{name}', which the file lacks; "
+                f"{did_you_mean(name, known)}"
+            )
+        if kinds.get(name) == "categorical" and strategy in ("mean", "median"):
+            raise DataError(
+                f"missing.columns: '{strategy}' does not apply to the categorical column '{name}'",
+                hint="use most_frequent, constant or drop for it",
+            )
+    strategies = {}
+    for values in train.features:
+        strategy = missing.columns.get(values.name, missing.strategy)
+        if strategy in ("mean", "median") and kinds[values.name] == "categorical":
+            strategy = "most_frequent"
+        if strategy is not None:
+            strategies[values.name] = strategy
+    return strategies
+
+
+def _check_missing(files: dict[str, CsvTable], strategies, missing) -> None:
+    """Missing values in a column without a strategy: one error naming columns and counts."""
+    problems = []
+    for table in files.values():
+        counts = [
+            f"{v.name} ({v.missing})" for v in table.features
+            if v.missing and v.name not in strategies
+        ]  # fmt: skip
+        if counts:
+            problems.append(f"{table.path}: {', '.join(counts)}")
+    if problems:
+        raise DataError(
+            "missing values in columns without a strategy: " + "; ".join(problems),
+            hint="set dataset.missing, e.g. missing: {strategy: median} (statistics from the "
+            "training split), or per column: missing: {columns: {NAME: most_frequent}}",
+        )
+
+
+def _rows_kept(table: CsvTable, strategies, missing: MissingValues | None, warnings: list[str]):
+    """Rows to keep: those with a target, and with every 'drop' column present."""
+    import numpy as np
+
+    drop = np.zeros(table.rows, dtype=bool)
+    for values in table.features:
+        if strategies.get(values.name) == "drop" and values.missing:
+            drop |= values.missing_mask()
+    no_target = table.target.missing_mask()
+    target_drop = missing is not None and "drop" in (
+        missing.columns.get(table.target.name),
+        missing.strategy,
+    )
+    if no_target.any() and not target_drop:
+        lines = np.frombuffer(table.lines, dtype=np.int32)[no_target]
+        listed = ", ".join(str(n) for n in lines[:MAX_LISTED])
+        more = f" and {len(lines) - MAX_LISTED} more" if len(lines) > MAX_LISTED else ""
+        raise DataError(
+            f"{table.path}: target column '{table.target.name}' is empty on line(s) {listed}{more}",
+            hint="remove those rows, or drop them with missing: {columns: "
+            f"{{{table.target.name}: drop}}}}",
+        )
+    drop |= no_target
+    if drop.all():
+        raise DataError(f"{table.path}: every row has a missing value to drop; no rows are left")
+    if drop.any():
+        warnings.append(
+            f"{table.path}: dropped {int(drop.sum())} of {table.rows} rows with missing values"
+        )
+    return ~drop
+
+
+def _column(values: Values, kind: str, categories: tuple[str, ...]):
+    """One column of the raw matrix: numbers, or codes into ``categories`` (NaN if missing)."""
+    import numpy as np
+
+    if kind == "numeric":
+        return np.frombuffer(values.numbers, dtype=np.float64)
+    index = {category: float(i) for i, category in enumerate(categories)}
+    lookup = np.array([index[c] for c in values.vocabulary] + [np.nan])  # code -1 -> NaN
+    return lookup[np.frombuffer(values.codes, dtype=np.int32)]
+
+
+def target_labels(files: dict[str, CsvTable], task: str) -> tuple[list[str], dict[str, Any]]:
+    """Class names and each file's labels (indices into them), or regression values."""
+    import numpy as np
+
+    if task == "regression":
+        for table in files.values():
+            if table.target.text:  # another split's file may hold text the first did not
+                line, value = table.target.first_text
+                raise DataError(
+                    f"{table.path}, line {line}: target {value!r} is not a number, but the "
+                    "task is regression"
+                )
+        values = {s: np.frombuffer(t.target.numbers, dtype=np.float64) for s, t in files.items()}
+        return [], values
+    if any(table.target.codes is None for table in files.values()):
+        raise DataError(f"{files['train'].path}: too many distinct target values to be classes")
+    numeric = not any(table.target.text for table in files.values())
+
+    def key(raw: str):
+        return float(raw) if numeric else raw
+
+    keys = sorted({key(raw) for table in files.values() for raw in table.target.vocabulary})
+    names = [number_name(k) for k in keys] if numeric else list(keys)
+    if task == "binary" and len(names) > 2:
+        raise DataError(
+            f"the target '{files['train'].target.name}' holds {len(names)} classes across the "
+            f"files ({', '.join(names[:MAX_LISTED])}), but the task is binary",
+            hint="set task: multiclass",
+        )
+    position = {k: i for i, k in enumerate(keys)}
+    labels = {}
+    for split, table in files.items():
+        lookup = np.array([position[key(raw)] for raw in table.target.vocabulary] + [-1])
+        labels[split] = lookup[np.frombuffer(table.target.codes, dtype=np.int32)]
+    return names, labels
