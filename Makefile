@@ -35,9 +35,10 @@ smoke:
 	$(BIN)/trainer config validate configs/*.yaml
 	$(BIN)/trainer fit configs/smoke.yaml --run-dir runs/smoke-ci --fail-under accuracy=0.5
 	$(BIN)/trainer eval runs/smoke-ci --json --fail-under accuracy=0.5 > /dev/null
+	$(BIN)/trainer fit configs/smoke.yaml --set training.backend=jax --run-dir runs/smoke-jax --fail-under accuracy=0.5
 
 bench:
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --write
 
 clean:
 	rm -rf runs .pytest_cache

@@ -3,6 +3,7 @@ noise, deterministic evaluation, the CLI end to end on tiny data, and the config
 
 import importlib
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -17,12 +18,6 @@ from trainer.models import MODELS, hook
 from trainer.schema import Config
 
 runner = CliRunner()
-# Families that bring their own Keras classes; until `trainer eval` imports them itself,
-# importing them here lets the in-process CLI reload their models.
-for _entry in MODELS.entries():
-    if "custom_objects_module" in _entry.info:
-        importlib.import_module(_entry.info["custom_objects_module"])
-
 GENERATIVE = [e.name for e in MODELS.entries() if "evaluate" in e.info]
 SPEC = DataSpec((8, 8, 1), "multiclass", 3, 1, ("a", "b", "c"))
 SMALL = {  # tiny networks for 8x8 images
@@ -169,8 +164,24 @@ def test_custom_objects_module_registers_the_saved_classes():
     modules = {e.name: e.info["custom_objects_module"] for e in MODELS.entries()
                if "custom_objects_module" in e.info}  # fmt: skip
     assert set(modules) == set(GENERATIVE)
+    for module in modules.values():
+        importlib.import_module(module)
     for name in ("trainer>VAE", "trainer>Sampling", "trainer>GAN"):
         assert keras.saving.get_registered_object(name) is not None, name
+
+
+def forget_custom_classes(monkeypatch) -> None:
+    """Make this process look fresh: the families' Keras classes unregistered, their modules
+    unimported, as in a new `trainer eval` process (restored after the test)."""
+    import keras
+
+    registered = keras.saving.get_custom_objects()
+    for name in [n for n in registered if n.startswith("trainer>")]:
+        monkeypatch.delitem(registered, name)
+    for entry in MODELS.entries():
+        module = entry.info.get("custom_objects_module")
+        if module in sys.modules:
+            monkeypatch.delitem(sys.modules, module)
 
 
 # --- the command line end to end ------------------------------------------------------------
@@ -182,19 +193,21 @@ def _write(tmp_path, data: dict):
     return path
 
 
-def _tiny_config(family: str) -> dict:
+def _tiny_config(family: str, **model) -> dict:
     return {
         "name": f"tiny-{family}", "seed": 3,
         "dataset": {"type": "digits", "limit": 150, "validation_split": 0.2},
-        "model": SMALL[family], "optimizer": {"type": "adam", "learning_rate": 0.003},
+        "model": {**SMALL[family], **model},
+        "optimizer": {"type": "adam", "learning_rate": 0.003},
         "training": {"epochs": 2, "batch_size": 32},
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("family", sorted(SMALL))
-def test_fit_then_eval_through_the_cli(family, tmp_path):
+# graph-mode training of both kinds (the round trips above train eagerly)
+@pytest.mark.parametrize(("family", "conditional"), [("vae", False), ("gan", True)])
+def test_fit_then_eval_through_the_cli(family, conditional, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    config = _write(tmp_path, _tiny_config(family))
+    config = _write(tmp_path, _tiny_config(family, conditional=conditional))
     result = runner.invoke(app, ["fit", str(config), "--run-dir", str(run), "--json"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((run / "metrics.json").read_text())
@@ -211,6 +224,7 @@ def test_fit_then_eval_through_the_cli(family, tmp_path):
             assert 100 <= min(picture.size) and max(picture.size) <= 2000, picture.size
             assert np.asarray(picture).std() > 0  # not a blank canvas
 
+    forget_custom_classes(monkeypatch)  # eval must register them itself
     result = runner.invoke(app, ["eval", str(run), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == metrics

@@ -28,11 +28,12 @@ def test_training_batches_visit_every_sample_once_per_epoch():
         np.testing.assert_array_equal(features.numpy().ravel(), labels.numpy())
 
 
-def test_steps_per_execution_divides_the_epoch():
-    assert pipeline.steps_per_execution(32, 1688) == 8  # 1688 = 8 * 211
-    assert pipeline.steps_per_execution(32, 1875) == 25
-    assert pipeline.steps_per_execution(64, 10) == 10
-    assert pipeline.steps_per_execution(1, 97) == 1
+def test_steps_per_execution():
+    assert pipeline.steps_per_execution("auto", 1688) == 64  # the last call runs what remains
+    assert pipeline.steps_per_execution(32, 10) == 10
+    assert pipeline.steps_per_execution(32, 1688, divisor=True) == 8  # 1688 = 8 * 211
+    assert pipeline.steps_per_execution(32, 1875, divisor=True) == 25
+    assert pipeline.steps_per_execution(1, 97, divisor=True) == 1
 
 
 def test_an_epoch_can_start_mid_way():

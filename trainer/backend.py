@@ -72,6 +72,9 @@ def gpus(backend: str) -> list[str]:
         if backend == "jax":
             import jax
 
+            if importlib.util.find_spec("tensorflow") is not None:
+                import tensorflow  # noqa: F401  Keras's data adapters load it when present
+
             return [str(d) for d in jax.devices() if d.platform == "gpu"]
         import tensorflow as tf
 

@@ -66,9 +66,12 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     def make_optimizer(params):
         return optimizers.build(params, steps_per_epoch, cfg.training.epochs)
 
+    import keras
+
     steps_per_execution = pipeline.steps_per_execution(
-        cfg.training.steps_per_execution, steps_per_epoch
-    )
+        cfg.training.steps_per_execution, steps_per_epoch,
+        divisor=keras.backend.backend() != "tensorflow",
+    )  # fmt: skip
     jit_compile = resolve_jit(cfg.training.jit_compile, model, device)
     hook("compile", cfg.model.type)(
         model, cfg, make_optimizer, steps_per_execution=steps_per_execution,
@@ -85,8 +88,9 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
             write_text(run_dir / "config.yaml", to_yaml(cfg))
             write_json(run_dir / "preprocessing.json", data.preprocessing)
         environment = describe_environment(cfg, device)
+        extra = hook("callbacks", cfg.model.type)(model, cfg, data, run_dir)
         loop = Loop(model, optimizers_of(model), cfg, run_dir, progress, batches, validation,
-                    class_weight=weights)  # fmt: skip
+                    class_weight=weights, callbacks=extra)  # fmt: skip
         if resume and loop.resume(keep_learning_rate):
             environment["resumed_from"] = loop.position.resumed_from
             for problem in loop.position.skipped:
@@ -110,7 +114,7 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
             else early.best_epoch + 1,
             "steps_per_epoch": steps_per_epoch,
             "steps_per_execution": steps_per_execution,
-            "jit_compile": jit_compile,
+            "jit_compile": getattr(model, "jit_compile", jit_compile),
             "batch_size": batch_size,
             "epoch_seconds": [round(t, 3) for t in loop.epoch_seconds],
             "train_seconds": round(seconds, 3),
@@ -192,6 +196,11 @@ def evaluate_run(run_dir: Path) -> tuple[Config, dict[str, Any]]:
     select_device(cfg.training)
     import keras
 
+    module = MODELS.get(cfg.model.type).info.get("custom_objects_module")
+    if module:  # registers the family's Keras classes (a trusted module of this package)
+        import importlib
+
+        importlib.import_module(module)
     try:
         model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
     except Exception as error:  # Keras raises many types for a damaged archive
@@ -227,10 +236,12 @@ def select_device(training) -> str:
 
 
 def resolve_jit(setting, model, device: str):
-    """XLA where it helps: GPUs, and CPUs only for models without conv or recurrent layers.
+    """XLA where it helps: GPUs (Keras decides), and on CPUs for models of Dense layers only.
 
-    On this project's 2-core CPU, XLA made the Keras-example CNN about 4x slower while it
-    sped the MLP up (bench/RESULTS.md), so 'auto' decides by the layers in the model.
+    Keras's own 'auto' never uses XLA on a CPU-only machine; issue #5 measured the MLP's epoch
+    about 5x faster with XLA (and steps_per_execution) on this 2-core CPU, and the
+    Keras-example CNN about 4x slower, so 'auto' here decides by the layers in the model.
+    Recurrent models keep Keras's default until measured (bench/RESULTS.md).
     """
     if setting != "auto":
         return setting
@@ -240,7 +251,7 @@ def resolve_jit(setting, model, device: str):
     for layer in model._flatten_layers(include_self=False):
         if any(cls.__name__ in slow for cls in type(layer).__mro__):
             return False
-    return "auto"
+    return True
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -275,16 +286,9 @@ def save_model(model, path: Path) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path} ({error.strerror or error})") from error
+    from trainer.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -186,9 +186,10 @@ class Loop:
     """Runs the epochs of one run, resumable at any checkpointed step."""
 
     def __init__(self, model, optimizers, cfg, run_dir: Path, progress, batches,
-                 validation, class_weight: dict[int, float] | None = None) -> None:  # fmt: skip
+                 validation, class_weight: dict[int, float] | None = None,
+                 callbacks: list | None = None) -> None:  # fmt: skip
         self.model, self.optimizers, self.cfg = model, optimizers, cfg
-        self.class_weight = class_weight
+        self.class_weight, self.extra_callbacks = class_weight, list(callbacks or [])
         self.batches, self.validation, self.progress = batches, validation, progress
         self.steps = batches.steps
         self.fault = fault_from_env()
@@ -260,11 +261,12 @@ class Loop:
             def on_train_batch_end(self, batch, logs=None):
                 position = loop.position
                 before = position.global_step
-                position.step = loop.start + batch + 1
+                position.step = min(loop.start + batch + 1, loop.steps)
                 position.global_step = loop.epoch * loop.steps + position.step
-                loss = float((logs or {}).get("loss", 0.0))
-                if not math.isfinite(loss):
-                    loop.diverged = (loop.epoch, position.step, loss)
+                bad = {k: float(v) for k, v in (logs or {}).items() if "loss" in k
+                       and not math.isfinite(float(v))}  # fmt: skip
+                if bad:  # any loss (a GAN has two) that is NaN or infinite
+                    loop.diverged = (loop.epoch, position.step, next(iter(bad.values())))
                     self.model.stop_training = True
                     return
                 if loop.fault is not None:
@@ -307,7 +309,7 @@ class Loop:
                         steps_per_epoch=self.steps - self.start,
                         validation_data=self.validation,
                         validation_batch_size=self.cfg.training.eval_batch_size,
-                        callbacks=[supervisor, *self.progress_callbacks()],
+                        callbacks=[supervisor, *self.progress_callbacks(), *self.extra_callbacks],
                         class_weight=self.class_weight,
                         shuffle=False,
                         verbose=0,

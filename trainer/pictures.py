@@ -59,9 +59,10 @@ def scatter(points: np.ndarray, labels: np.ndarray, class_names, size: int = 512
     pixels[:, 1] = size - pixels[:, 1]  # y grows upwards, as on a plot
     draw.rectangle([margin // 2, margin // 2, size - margin // 2, size - margin // 2],
                    outline=(200, 200, 200))  # fmt: skip
+    radius = 3.0 if len(points) < 1000 else 1.5  # a few points can be bigger
     for (x, y), label in zip(pixels, np.asarray(labels).ravel(), strict=True):
         colour = PALETTE[int(label) % len(PALETTE)]
-        draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=colour)
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour)
     for i, name in enumerate(class_names):
         top = margin + i * 18
         draw.rectangle([size + 8, top, size + 18, top + 10], fill=PALETTE[i % len(PALETTE)])

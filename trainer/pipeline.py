@@ -22,18 +22,22 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
 
-AUTO_STEPS_PER_EXECUTION = 32
+AUTO_STEPS_PER_EXECUTION = 64
 
 
-def steps_per_execution(requested: int | str, steps: int) -> int:
-    """The largest divisor of ``steps`` (per epoch) not above ``requested`` ('auto': 32).
+def steps_per_execution(requested: int | str, steps: int, divisor: bool = False) -> int:
+    """How many steps run per call into the compiled graph ('auto': up to 64).
 
-    Keras runs whole chunks of ``steps_per_execution`` steps; a chunk that crossed an epoch
-    boundary would take batches from the next epoch and shift every epoch after it.
+    Each epoch is fed as its own dataset, so on TensorFlow the last call of an epoch simply
+    runs the steps that remain. Backends fed by Python generators warn when a call finds the
+    epoch exhausted, so there (``divisor``) the value is lowered to a divisor of ``steps``.
     """
     if requested == "auto":
         requested = AUTO_STEPS_PER_EXECUTION
-    return max(d for d in range(1, min(requested, steps) + 1) if steps % d == 0)
+    requested = min(requested, steps)
+    if not divisor:
+        return requested
+    return max(d for d in range(1, requested + 1) if steps % d == 0)
 
 
 def training_batches(x, y, batch_size: int, seed: int, shuffle: bool = True):

@@ -85,8 +85,8 @@ class Training(Section):
     )
     jit_compile: bool | Literal["auto"] = Field(
         "auto",
-        description="XLA compilation; 'auto' uses it on GPUs, and on CPUs only for models "
-        "without convolution or recurrent layers (measured slower there: see bench/RESULTS.md).",
+        description="XLA compilation; 'auto' uses it on GPUs, and on CPUs for models of Dense "
+        "layers only (convolutions measured slower with it: see bench/RESULTS.md).",
     )
     backend: Literal["auto", "tensorflow", "jax"] = Field(
         "auto", description="Keras backend; 'auto' follows KERAS_BACKEND, else TensorFlow."

@@ -1,8 +1,9 @@
 """Generative adversarial network: a generator of images and a discriminator judging them.
 
-``architecture: dcgan`` (Radford et al.): the generator projects z to a small feature map
-and doubles it with stride-2 transposed convolutions (``filters``, from the smallest map
-up, with batch normalization); the discriminator mirrors it with stride-2 convolutions.
+``architecture: dcgan`` (Radford et al.): the generator projects z to a small feature map,
+doubles it with stride-2 transposed convolutions (``filters``, from the smallest map up,
+with batch normalization) and ends in a stride-1 convolution to the pixels; the
+discriminator mirrors it with stride-2 convolutions.
 ``mlp``: Dense layers both ways (``units``). Hidden layers use ``activation`` (LeakyReLU,
 slope 0.2, by default); the generator ends in a sigmoid, the data's [0, 1] pixel range.
 Regularization applies to the discriminator only: L1/L2 penalise its kernels and dropout
@@ -46,9 +47,9 @@ class GANParams(Params):
     filters: list[Width] = Field(
         [128, 64],
         min_length=1,
-        description="'dcgan' only: generator filters from the smallest feature map up; each "
-        "entry is one doubling, so height and width must divide by 2**len(filters). The "
-        "discriminator uses them in reverse.",
+        description="'dcgan' only: filters of the generator's transposed convolutions, from "
+        "the smallest feature map up; each doubles the map, so height and width must divide "
+        "by 2**len(filters). The discriminator uses them in reverse.",
     )
     units: list[Width] = Field(
         [256, 512],
@@ -216,14 +217,16 @@ def gan(spec, *, architecture, latent_dim, filters, units, kernel_size, batch_no
             x = layers.BatchNormalization(name="project_batch_norm")(x)
         x = layers.Activation(activation, name="project_activation")(x)
         x = layers.Reshape((*small, filters[0]), name="unflatten")(x)
-        for i, count in enumerate(filters[1:]):
+        for i, count in enumerate(filters):
             x = layers.Conv2DTranspose(count, kernel_size, strides=2, padding="same",
                                        use_bias=not batch_norm, name=f"deconv_{i}")(x)  # fmt: skip
             if batch_norm:
                 x = layers.BatchNormalization(name=f"batch_norm_{i}")(x)
             x = layers.Activation(activation, name=f"activation_{i}")(x)
-        pixels = layers.Conv2DTranspose(channels, kernel_size, strides=2, padding="same",
-                                        activation="sigmoid", name="pixels")(x)  # fmt: skip
+        # A stride-1 convolution makes the pixels: a stride-2 layer there computes odd and
+        # even pixels from different kernel taps, which shows as a 2-pixel checkerboard.
+        pixels = layers.Conv2D(channels, kernel_size, padding="same", activation="sigmoid",
+                               name="pixels")(x)  # fmt: skip
     else:
         for i, count in enumerate(units):
             x = layers.Dense(count, use_bias=not batch_norm, name=f"dense_{i}")(x)
