@@ -36,6 +36,9 @@ smoke:
 	$(BIN)/trainer fit configs/smoke.yaml --run-dir runs/smoke-ci --fail-under accuracy=0.5
 	$(BIN)/trainer eval runs/smoke-ci --json --fail-under accuracy=0.5 > /dev/null
 	$(BIN)/trainer fit configs/smoke.yaml --set training.backend=jax --run-dir runs/smoke-jax --fail-under accuracy=0.5
+	for config in configs/smoke_*.yaml; do \
+	  $(BIN)/trainer fit $$config --runs-root runs/smoke-families --json > /dev/null || exit 1; \
+	done
 
 bench:
 	$(BIN)/python bench/run.py --write

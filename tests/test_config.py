@@ -73,7 +73,7 @@ UNKNOWN_KEYS = cases(
     ("top-level no close match", "dataset: digits\nqqq: 3\n",
      "qqq (line 2)", "unknown key 'qqq'", "valid: checkpoint, dataset, deterministic"),
     ("training", "dataset: digits\ntraining:\n  epoch: 3\n",
-     "training.epoch (line 3)", "did you mean 'epochs'?", "valid: batch_size,", "epochs"),
+     "training.epoch (line 3)", "did you mean 'epochs'?", "batch_size", "eval_batch_size"),
     ("dataset", "dataset:\n  type: digits\n  limt: 3\n",
      "dataset.limt (line 3)", "did you mean 'limit'?",
      "valid: limit, scaling, test_split, type, validation_split"),

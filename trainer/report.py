@@ -59,8 +59,12 @@ def metrics_report(metrics: dict[str, Any], title: str, console: Console = out) 
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
     table.add_column("test", justify="right")
+    baseline = metrics.get("baseline")
+    if baseline:
+        table.add_column(f"baseline: {baseline['name']}", justify="right")
     for name, value in metrics["test"].items():
-        table.add_row(name, _fmt(value))
+        extra = [_fmt(baseline["test"].get(name))] if baseline else []
+        table.add_row(name, _fmt(value), *extra)
     console.print(table)
     if "confusion_matrix" in metrics:
         names = metrics["class_names"]

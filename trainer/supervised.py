@@ -35,9 +35,11 @@ def targets(x, y):
 
 def evaluate(model, cfg: Config, data: Dataset, artifacts: Path | None = None) -> dict[str, Any]:
     from trainer.evaluation import evaluate as score
+    from trainer.evaluation import naive_baseline
 
     predictions = model.predict(data.x_test, batch_size=cfg.training.eval_batch_size, verbose=0)
-    return score(cfg.task, data.y_test, predictions, data.spec.class_names, cfg.metrics)
+    return score(cfg.task, data.y_test, predictions, data.spec.class_names, cfg.metrics,
+                 baseline=naive_baseline(data, cfg.metrics))  # fmt: skip
 
 
 def build_state(model, x, y) -> None:
