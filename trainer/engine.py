@@ -23,8 +23,6 @@ from trainer.errors import RunError, StorageError, UsageError
 from trainer.models import MODELS, hook
 from trainer.schema import Config
 
-RUN_FILES = ("config.yaml", "model.keras", "history.csv", "metrics.json", "environment.json")
-
 
 class Progress(Protocol):
     def stage(self, text: str) -> None: ...
@@ -262,15 +260,6 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     keras.utils.set_random_seed(seed)
     if deterministic:
         enable_determinism(keras.backend.backend())
-
-
-def step_callback(progress: Progress, start: int):
-    """Forward step counts to the progress display (offset by a resumed epoch's start)."""
-    import keras
-
-    return keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda batch, logs: progress.step(start + batch + 1)
-    )
 
 
 def save_model(model, path: Path) -> None:

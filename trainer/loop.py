@@ -263,6 +263,7 @@ class Loop:
                 before = position.global_step
                 position.step = min(loop.start + batch + 1, loop.steps)
                 position.global_step = loop.epoch * loop.steps + position.step
+                loop.progress.step(position.step)
                 bad = {k: float(v) for k, v in (logs or {}).items() if "loss" in k
                        and not math.isfinite(float(v))}  # fmt: skip
                 if bad:  # any loss (a GAN has two) that is NaN or infinite
@@ -309,7 +310,7 @@ class Loop:
                         steps_per_epoch=self.steps - self.start,
                         validation_data=self.validation,
                         validation_batch_size=self.cfg.training.eval_batch_size,
-                        callbacks=[supervisor, *self.progress_callbacks(), *self.extra_callbacks],
+                        callbacks=[supervisor, *self.extra_callbacks],
                         class_weight=self.class_weight,
                         shuffle=False,
                         verbose=0,
@@ -320,11 +321,6 @@ class Loop:
                 self.progress.finish()
         if self.early is not None and self.early.restore_best_weights and self.early.best_weights:
             self.model.set_weights(self.early.best_weights)
-
-    def progress_callbacks(self) -> list:
-        from trainer.engine import step_callback
-
-        return [step_callback(self.progress, self.start)]
 
     def _raise_if_stopped(self) -> None:
         if self.diverged is not None:

@@ -42,6 +42,13 @@ def _bare_type(value: Any) -> Any:
     return {"type": value} if isinstance(value, str) else value
 
 
+def _positive_int_or(word: str, value: Any) -> Any:
+    """Accept a positive integer or the one keyword; YAML booleans are not integers here."""
+    if value == word or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    raise ValueError(f"must be a positive integer or '{word}' (got {value!r})")
+
+
 class Regularization(Section):
     l1: float = Field(
         0.0, ge=0.0, description="L1 penalty on weight kernels (Dense, Conv2D, recurrent)."
@@ -118,20 +125,12 @@ class Training(Section):
     @field_validator("steps_per_execution", mode="before")
     @classmethod
     def _positive_or_auto(cls, value):
-        if value == "auto" or (
-            isinstance(value, int) and not isinstance(value, bool) and value > 0
-        ):
-            return value
-        raise ValueError(f"must be a positive integer or 'auto' (got {value!r})")
+        return _positive_int_or("auto", value)
 
     @field_validator("batch_size", mode="before")
     @classmethod
     def _positive_or_full(cls, value):
-        if value == "full" or (
-            isinstance(value, int) and not isinstance(value, bool) and value > 0
-        ):
-            return value
-        raise ValueError(f"must be a positive integer or 'full' (got {value!r})")
+        return _positive_int_or("full", value)
 
 
 class Config(Section):

@@ -150,7 +150,7 @@ def cnn(
 
     import keras
 
-    from trainer.models.head import kernel_regularizer, output_layer
+    from trainer.models.head import dense_head, kernel_regularizer
 
     if isinstance(augmentation, dict):
         augmentation = Augmentation(**augmentation)
@@ -175,12 +175,6 @@ def cnn(
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"block_{block}_dropout")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    for i, width in enumerate(dense_units):
-        x = keras.layers.Dense(
-            width, activation=activation, kernel_regularizer=kernel_regularizer(l1, l2),
-            name=f"dense_{i}",
-        )(x)  # fmt: skip
-        if dropout > 0:
-            x = keras.layers.Dropout(dropout, name=f"dense_{i}_dropout")(x)
-    outputs = output_layer(spec, kernel_regularizer(l1, l2))(x)
+    outputs = dense_head(x, spec, units=dense_units, activation=activation, l1=l1, l2=l2,
+                         dropout=dropout)  # fmt: skip
     return keras.Model(inputs, outputs, name="cnn")

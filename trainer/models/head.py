@@ -38,3 +38,17 @@ def kernel_regularizer(l1: float, l2: float):
     if l1 == 0 and l2 == 0:
         return None
     return keras.regularizers.L1L2(l1=l1, l2=l2)
+
+
+def dense_head(x, spec: DataSpec, *, units, activation, l1: float, l2: float, dropout: float):
+    """Dense layers (each followed by dropout when set), then the task's output layer."""
+    import keras
+
+    for i, width in enumerate(units):
+        x = keras.layers.Dense(
+            width, activation=activation, kernel_regularizer=kernel_regularizer(l1, l2),
+            name=f"dense_{i}",
+        )(x)  # fmt: skip
+        if dropout > 0:
+            x = keras.layers.Dropout(dropout, name=f"dense_{i}_dropout")(x)
+    return output_layer(spec, kernel_regularizer(l1, l2))(x)

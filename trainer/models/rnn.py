@@ -57,7 +57,7 @@ def rnn(spec, *, cell, units, bidirectional, recurrent_dropout, dense_units, act
     )  # fmt: skip
     import keras
 
-    from trainer.models.head import kernel_regularizer, output_layer
+    from trainer.models.head import dense_head, kernel_regularizer
 
     inputs = keras.Input(shape=spec.input_shape, name="inputs")
     x = inputs
@@ -76,12 +76,6 @@ def rnn(spec, *, cell, units, bidirectional, recurrent_dropout, dense_units, act
         x = layer(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"{cell}_{i}_dropout")(x)
-    for i, width in enumerate(dense_units):
-        x = keras.layers.Dense(
-            width, activation=activation, kernel_regularizer=kernel_regularizer(l1, l2),
-            name=f"dense_{i}",
-        )(x)  # fmt: skip
-        if dropout > 0:
-            x = keras.layers.Dropout(dropout, name=f"dense_{i}_dropout")(x)
-    outputs = output_layer(spec, kernel_regularizer(l1, l2))(x)
+    outputs = dense_head(x, spec, units=dense_units, activation=activation, l1=l1, l2=l2,
+                         dropout=dropout)  # fmt: skip
     return keras.Model(inputs, outputs, name="rnn")
