@@ -1,0 +1,188 @@
+"""The diagnosis rules on synthetic histories: each shape gets the verdict a person would give."""
+
+import math
+
+import pytest
+
+from trainer.config import load_config
+from trainer.diagnosis import VERDICTS, diagnose
+
+DIGITS = {
+    "name": "d",
+    "dataset": {"type": "digits", "validation_split": 0.2},
+    "model": {"type": "fnn", "units": [16]},
+    "optimizer": {"type": "adam", "learning_rate": 0.01},
+    "training": {"epochs": 10},
+}
+
+
+def config(tmp_path, **changes):
+    import yaml
+
+    data = {**DIGITS, **changes}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_config(path)
+
+
+def rows(**columns):
+    """history.csv rows (strings, as read back) from columns of numbers."""
+    n = len(next(iter(columns.values())))
+    return [{"epoch": str(i), **{k: repr(float(v[i])) for k, v in columns.items()}}
+            for i in range(n)]  # fmt: skip
+
+
+def decaying(start, rate, n, floor=0.0):
+    return [floor + (start - floor) * rate**i for i in range(n)]
+
+
+OVERFITTING = rows(
+    loss=decaying(1.0, 0.7, 12),
+    val_loss=[1.0, 0.7, 0.5, 0.4, 0.36, 0.38, 0.42, 0.47, 0.53, 0.6, 0.66, 0.72],
+    accuracy=[0.6, 0.75, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.99, 1.0, 1.0],
+)
+HEALTHY = rows(
+    loss=decaying(1.0, 0.8, 8, floor=0.1),
+    val_loss=decaying(1.05, 0.8, 8, floor=0.15),
+    accuracy=[0.7, 0.8, 0.86, 0.9, 0.92, 0.94, 0.95, 0.96],
+)
+DIVERGING = rows(loss=[0.9, 0.6, 0.8, 2.5, 40.0, 900.0], val_loss=[0.9, 0.7, 1.0, 3.0, 50.0, 1e3])
+PLATEAU = rows(
+    loss=[1.0, 0.5, 0.32, 0.301, 0.300, 0.2995, 0.2993, 0.2992, 0.2991, 0.2991, 0.299, 0.299],
+    val_loss=[1.0, 0.55, 0.36, 0.35, 0.35, 0.349, 0.35, 0.349, 0.35, 0.35, 0.349, 0.35],
+)
+# digits with 10 classes: guessing the majority class scores about 0.1
+UNDERFITTING = rows(
+    loss=[2.31, 2.29, 2.27, 2.26, 2.25, 2.25],
+    val_loss=[2.31, 2.3, 2.28, 2.27, 2.27, 2.26],
+    accuracy=[0.1, 0.11, 0.12, 0.13, 0.13, 0.14],
+)
+BASELINE = {"baseline": {"name": "majority class", "test": {"loss": 2.30, "accuracy": 0.1}}}
+
+
+@pytest.mark.parametrize(
+    ("history", "metrics", "verdict"),
+    [
+        (OVERFITTING, None, "overfitting"),
+        (HEALTHY, BASELINE, "healthy"),
+        (DIVERGING, None, "diverged"),
+        (PLATEAU, None, "plateau"),
+        (UNDERFITTING, BASELINE, "underfitting"),
+    ],
+    ids=["overfitting", "healthy", "diverging", "plateau", "underfitting"],
+)
+def test_each_shape_gets_its_verdict(history, metrics, verdict):
+    result = diagnose(history, metrics)
+    assert result["verdict"] == verdict, result["summary"]
+    assert result["verdict"] in VERDICTS
+    assert result["epochs"] == len(history)
+    assert result["summary"]
+    if verdict != "healthy":
+        assert result["suggestions"], "every problem comes with a next step"
+
+
+def test_overfitting_names_the_epoch_it_started_and_suggests_regularization():
+    result = diagnose(OVERFITTING)
+    finding = next(f for f in result["findings"] if f["kind"] == "overfitting")
+    assert finding["epoch"] == 6  # best validation loss at epoch 5, rising from epoch 6
+    assert "from epoch 6" in result["summary"]
+    assert "0.36 (epoch 5" in result["summary"]
+    text = " ".join(result["suggestions"])
+    assert "regularization.dropout" in text and "early_stopping" in text
+
+
+def test_overfitting_needs_training_loss_still_falling():
+    """Both losses rising is not over-fitting; it is the optimizer going wrong."""
+    history = rows(loss=[1.0, 0.6, 0.5, 0.55, 0.6, 0.65], val_loss=[1.0, 0.6, 0.5, 0.56, 0.6, 0.7])
+    assert diagnose(history)["verdict"] != "overfitting"
+
+
+def test_one_noisy_validation_epoch_is_not_overfitting():
+    val_loss = [1.0, 0.8, 0.65, 0.55, 0.5, 0.46, 0.49, 0.45]
+    history = rows(loss=decaying(1.0, 0.8, 8), val_loss=val_loss)
+    assert diagnose(history)["verdict"] != "overfitting"
+
+
+def test_divergence_by_a_non_finite_loss_names_the_epoch():
+    history = rows(loss=[1.0, 0.8, math.inf])
+    result = diagnose(history)
+    assert result["verdict"] == "diverged"
+    assert result["findings"][0]["epoch"] == 3
+    assert "lower learning rate" in " ".join(result["suggestions"])
+
+
+def test_divergence_starts_after_the_best_epoch_and_suggests_a_lower_rate(tmp_path):
+    result = diagnose(DIVERGING, cfg=config(tmp_path))
+    assert result["findings"][0]["epoch"] == 3  # best at epoch 2
+    assert "a lower learning rate: optimizer.learning_rate: 0.001" in result["suggestions"]
+    assert "gradient clipping: optimizer.clipnorm: 1.0" in result["suggestions"]
+    assert [f["kind"] for f in result["findings"]] == ["diverged"]
+
+
+def test_plateau_names_where_progress_stopped_and_suggests_a_schedule():
+    result = diagnose(PLATEAU)
+    finding = next(f for f in result["findings"] if f["kind"] == "plateau")
+    assert finding["epoch"] == 4
+    assert "schedule" in " ".join(result["suggestions"])
+
+
+def test_underfitting_against_the_naive_baseline():
+    result = diagnose(UNDERFITTING, BASELINE)
+    assert "naive baseline" in result["summary"] and "majority class" in result["summary"]
+    assert "a larger model" in " ".join(result["suggestions"])
+
+
+def test_underfitting_against_the_family_reference(tmp_path):
+    """Learning well above the baseline can still be far below what the family reaches."""
+    history = rows(loss=decaying(1.5, 0.8, 5), accuracy=[0.5, 0.6, 0.7, 0.75, 0.8])
+    cfg = config(tmp_path, training={"epochs": 5})
+    result = diagnose(history, BASELINE, cfg=cfg)
+    assert result["verdict"] == "underfitting", result["summary"]
+    assert "0.978" in result["summary"] and "fnn" in result["summary"]
+    assert "training.epochs: 10" in " ".join(result["suggestions"])  # the loss still fell
+    stated = diagnose(history, BASELINE, reference={"accuracy": 0.8})
+    assert stated["verdict"] != "underfitting"
+
+
+def test_regression_underfitting_uses_the_error_not_accuracy():
+    history = rows(loss=[1.0, 0.97, 0.96, 0.96, 0.95], mse=[1.0, 0.97, 0.96, 0.96, 0.95])
+    metrics = {"baseline": {"name": "training mean", "test": {"loss": 1.0, "mse": 1.0}}}
+    assert diagnose(history, metrics)["verdict"] == "underfitting"
+    good = rows(loss=[1.0, 0.3, 0.1, 0.05, 0.04], mse=[1.0, 0.3, 0.1, 0.05, 0.04])
+    assert diagnose(good, metrics)["verdict"] != "underfitting"
+
+
+def test_still_improving_is_healthy_with_more_epochs_suggested(tmp_path):
+    history = rows(loss=decaying(1.0, 0.7, 5), val_loss=decaying(1.1, 0.7, 5))
+    result = diagnose(history, cfg=config(tmp_path, training={"epochs": 5}))
+    assert result["verdict"] == "healthy"
+    assert "still falling" in result["summary"]
+    assert "more epochs: training.epochs: 10" in result["suggestions"]
+
+
+def test_early_stopping_that_kept_the_best_weights_is_mentioned(tmp_path):
+    cfg = config(tmp_path, early_stopping={"monitor": "val_loss", "patience": 3})
+    result = diagnose(OVERFITTING, cfg=cfg)
+    assert "early stopping kept epoch 5's weights" in result["summary"]
+    assert not any(s.startswith("early stopping:") for s in result["suggestions"])
+
+
+def test_histories_without_a_trend_or_a_loss_are_not_applicable():
+    assert diagnose(rows(loss=[1.0]))["verdict"] == "not_applicable"
+    gan = diagnose(rows(d_loss=[0.7, 0.6, 0.65], g_loss=[0.8, 0.9, 0.85]))
+    assert gan["verdict"] == "not_applicable"
+    assert "Frechet" in gan["summary"]
+
+
+def test_diagnosis_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from trainer.diagnosis import diagnose; "
+        "diagnose([{'loss': '1.0'}, {'loss': '0.5'}]); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
