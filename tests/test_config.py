@@ -76,7 +76,7 @@ UNKNOWN_KEYS = cases(
      "training.epoch (line 3)", "did you mean 'epochs'?", "batch_size", "eval_batch_size"),
     ("dataset", "dataset:\n  type: digits\n  limt: 3\n",
      "dataset.limt (line 3)", "did you mean 'limit'?",
-     "valid: limit, scaling, test_split, type, validation_split"),
+     "valid: augmentation, limit, scaling, test_split, type, validation_split"),
     ("dataset-specific key", "dataset:\n  type: synthetic_linear\n  sample: 10\n",
      "dataset.sample (line 3)", "did you mean 'samples'?"),
     ("optimizer", "dataset: digits\noptimizer:\n  type: adam\n  learning_rat: 0.1\n",
@@ -657,7 +657,7 @@ def test_cli_show_fills_defaults(write):
     assert shown["loss"] == "sparse_categorical_crossentropy"
     assert shown["dataset"] == {
         "type": "digits", "validation_split": 0.1, "test_split": 0.2, "limit": None,
-        "scaling": "default",
+        "scaling": "default", "augmentation": None,
     }  # fmt: skip
     assert shown["model"]["type"] == "fnn" and shown["model"]["units"] == [128, 64]
     assert list(shown["optimizer"])[0] == "type" and shown["optimizer"]["type"] == "adam"

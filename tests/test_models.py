@@ -152,30 +152,6 @@ def test_cnn_structure_follows_params():
     assert model.get_layer("block_1_conv_0").filters == 6
 
 
-AUGMENTATION = {"flip": "horizontal_and_vertical", "rotation": 0.2, "translation": 0.2,
-                "zoom": 0.2}  # fmt: skip
-
-
-def test_cnn_augmentation_runs_only_in_training_and_is_saved(tmp_path):
-    import keras
-
-    keras.utils.set_random_seed(0)
-    spec = dataclasses.replace(SPECS["multiclass"], input_shape=(12, 12, 1))
-    model = _build("cnn", spec, {"filters": [4], "augmentation": AUGMENTATION})
-    kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds[1:5] == ["RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom"]
-    x = np.random.default_rng(0).uniform(size=(8, 12, 12, 1)).astype("float32")
-    inference = model.predict(x, verbose=0)
-    np.testing.assert_array_equal(model.predict(x, verbose=0), inference)
-    training = np.asarray(model(x, training=True))
-    assert not np.allclose(training, inference)  # the random layers do act in training
-
-    model.save(tmp_path / "model.keras")
-    reloaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
-    assert [type(layer).__name__ for layer in reloaded.layers] == kinds
-    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), inference)
-
-
 # --- rnn ----------------------------------------------------------------------------------
 
 

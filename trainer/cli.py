@@ -302,6 +302,117 @@ def datasets_inspect(
         raise UsageError("the data has problems that would stop training (listed above)")
 
 
+@app.command("lr-find")
+@handled
+def lr_find(
+    config: ConfigPath,
+    overrides: Overrides = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Write here (default: runs/<name>-lrfind-<time>/).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Optimizer steps, one rate each.")] = 100,
+    min_lr: Annotated[float, typer.Option(help="The first learning rate.")] = 1e-7,
+    max_lr: Annotated[float, typer.Option(help="The last learning rate.")] = 10.0,
+    runs_root: Annotated[Path, typer.Option(help="Parent of the default output.")] = Path("runs"),
+    json_output: Json = False,
+    debug: Debug = False,
+) -> None:
+    """Learning-rate range test: plot loss against an exponentially growing rate, suggest one."""
+    from trainer import report
+    from trainer.config import load_config
+    from trainer.lrfind import check_settings
+    from trainer.runs import new_run_dir
+
+    cfg = load_config(config, overrides or [])
+    check_settings(cfg, steps, min_lr, max_lr)
+    target = new_run_dir(cfg.model_copy(update={"name": f"{cfg.name}-lrfind"}), runs_root, output)
+    from trainer.lrfind import range_test
+
+    summary = range_test(cfg, target, report.progress(), steps, min_lr, max_lr).summary()
+    if json_output:
+        report.print_json(summary)
+    else:
+        report.lr_find(summary)
+
+
+@app.command()
+@handled
+def tune(
+    config: ConfigPath,
+    space: Annotated[Path, typer.Option(help="The search space: dotted keys -> ranges/choices.")],
+    run_dir: Annotated[Path, typer.Option(help="The search's directory; rerun to resume.")],
+    trials: Annotated[int, typer.Option(help="Trials to finish in all (resumes count).")] = 20,
+    overrides: Overrides = None,
+    sampler: Annotated[str, typer.Option(help="grid, random or tpe (Bayesian).")] = "tpe",
+    folds: Annotated[int, typer.Option(help="k-fold cross-validation per trial (0: off).")] = 0,
+    metric: Annotated[str, typer.Option(help="The objective: an epoch-logged name.")] = "val_loss",
+    direction: Annotated[str, typer.Option(help="auto, minimize or maximize.")] = "auto",
+    prune: Annotated[bool, typer.Option(help="Stop trials behind the median early.")] = True,
+    storage: Annotated[
+        str | None, typer.Option(help="A shared Optuna database URL (default: RUN_DIR/study.db).")
+    ] = None,
+    json_output: Json = False,
+    debug: Debug = False,
+) -> None:
+    """Search hyperparameters with Optuna; write a leaderboard, best.yaml and a plot."""
+    from trainer import report
+    from trainer.space import read_space
+    from trainer.tune import Settings, resolve
+
+    settings = resolve(Settings(config, overrides or [], read_space(space), trials, metric,
+                                direction, sampler, folds, prune, storage))  # fmt: skip
+    from trainer.tune import search
+
+    summary = search(settings, run_dir, report.QuietProgress, report.tune_trial)
+    if json_output:
+        report.print_json(summary)
+    else:
+        report.leaderboard(summary)
+
+
+runs_app = typer.Typer(help="List and compare run directories (no TensorFlow).",
+                       no_args_is_help=True)  # fmt: skip
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+@handled
+def runs_list(
+    root: Annotated[Path, typer.Argument(help="The folder that holds the runs.")] = Path("runs"),
+    json_output: Json = False,
+    debug: Debug = False,
+) -> None:
+    """Each run under ROOT: date, status, model, dataset, key test metric, diagnosis."""
+    from trainer import report
+    from trainer.runs import list_runs
+
+    _json_or(list_runs(root), json_output, lambda found: report.runs_table(found, root))
+
+
+@runs_app.command("compare")
+@handled
+def runs_compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories written by `trainer fit`.")],
+    json_output: Json = False,
+    debug: Debug = False,
+) -> None:
+    """The config values that differ between runs, and their test metrics side by side."""
+    from trainer import report
+    from trainer.runs import compare
+
+    _json_or(compare(runs), json_output, report.runs_comparison)
+
+
+def _json_or(data, json_output: bool, show) -> None:
+    """Print ``data`` as JSON with --json, else hand it to its report function."""
+    from trainer import report
+
+    if json_output:
+        report.print_json(data)
+    else:
+        show(data)
+
+
 def _version(value: bool) -> None:
     if value:
         from trainer import __version__

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainer import datasets, optimizers, pipeline
+from trainer import augmentation, datasets, optimizers, pipeline
 from trainer.config import to_yaml
 from trainer.errors import RunError, StorageError, UsageError
 from trainer.models import MODELS, hook
@@ -57,6 +57,7 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     device = select_device(cfg.training)
     seed_everything(cfg.seed, cfg.deterministic)
     model = build_model(cfg, data.spec)
+    trained = augmentation.for_training(model, cfg, data.x_train)  # `model` if none
     n_train = len(data.x_train)
     batch_size = n_train if cfg.training.batch_size == "full" else cfg.training.batch_size
     steps_per_epoch = pipeline.steps_per_epoch(n_train, batch_size)
@@ -70,14 +71,14 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         cfg.training.steps_per_execution, steps_per_epoch,
         divisor=keras.backend.backend() != "tensorflow",
     )  # fmt: skip
-    jit_compile = resolve_jit(cfg.training.jit_compile, model, device)
+    jit_compile = resolve_jit(cfg.training.jit_compile, trained, device)
     hook("compile", cfg.model.type)(
-        model, cfg, make_optimizer, steps_per_execution=steps_per_execution,
+        trained, cfg, make_optimizer, steps_per_execution=steps_per_execution,
         jit_compile=jit_compile,
     )  # fmt: skip
     targets = hook("targets", cfg.model.type)
     y_train = targets(data.x_train, data.y_train)
-    hook("build_state", cfg.model.type)(model, data.x_train[:2], y_train[:2])
+    hook("build_state", cfg.model.type)(trained, data.x_train[:2], y_train[:2])
     validation = None if data.x_val is None else (data.x_val, targets(data.x_val, data.y_val))
     batches = pipeline.training_batches(data.x_train, y_train, batch_size, cfg.seed)
 
@@ -85,9 +86,10 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         if not resume:
             write_text(run_dir / "config.yaml", to_yaml(cfg))
             write_json(run_dir / "preprocessing.json", data.preprocessing)
+            augmentation.write_preview(run_dir, cfg, data.x_train)
         environment = describe_environment(cfg, device)
         extra = hook("callbacks", cfg.model.type)(model, cfg, data, run_dir)
-        loop = Loop(model, optimizers_of(model), cfg, run_dir, progress, batches, validation,
+        loop = Loop(trained, optimizers_of(trained), cfg, run_dir, progress, batches, validation,
                     class_weight=weights, callbacks=extra)  # fmt: skip
         if resume and loop.resume(keep_learning_rate):
             environment["resumed_from"] = loop.position.resumed_from
@@ -112,7 +114,7 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
             else early.best_epoch + 1,
             "steps_per_epoch": steps_per_epoch,
             "steps_per_execution": steps_per_execution,
-            "jit_compile": getattr(model, "jit_compile", jit_compile),
+            "jit_compile": getattr(trained, "jit_compile", jit_compile),
             "batch_size": batch_size,
             "epoch_seconds": [round(t, 3) for t in loop.epoch_seconds],
             "train_seconds": round(seconds, 3),

@@ -204,3 +204,50 @@ def inspection(summary: dict[str, Any]) -> None:
     for problem in summary.get("problems", []):
         err.print("[bold red]problem:[/] ", end="")
         err.print(problem, markup=False)
+
+
+def runs_table(runs: list[dict[str, Any]], root: Any) -> None:
+    """`trainer runs list`: one row per run directory."""
+    if not runs:
+        note(f"no runs in {root}")
+        return
+    table = Table(title=f"runs in {root}", title_justify="left")
+    for column in ("run", "started", "status", "model", "dataset", "metric", "test", "diagnosis"):
+        table.add_column(column, justify="right" if column == "test" else "left",
+                         no_wrap=column in ("run", "test"))  # fmt: skip
+    for run in runs:
+        started = str(run["started"] or "").replace("T", " ")[:16]
+        value = _fmt(run["value"]) if run["metric"] else ""
+        table.add_row(run["run"], started, run["status"], run["model"] or "",
+                      run["dataset"] or "", run["metric"] or "", value,
+                      run["verdict"] or "")  # fmt: skip
+    out.print(table)
+
+
+def runs_comparison(comparison: dict[str, Any]) -> None:
+    """`trainer runs compare`: differing config values, then test metrics; best in bold."""
+    from trainer.evaluation import HIGHER_IS_BETTER
+
+    names = comparison["runs"]
+    config = Table(title="config values that differ", title_justify="left")
+    config.add_column("key")
+    for name in names:
+        config.add_column(name, overflow="fold")
+    for key, values in comparison["config"].items():
+        config.add_row(key, *(str(v) for v in values))
+    if comparison["config"]:
+        out.print(config)
+    else:
+        out.print("the configs are the same (apart from the name)", markup=False)
+    metrics = Table(title="test metrics (best in bold)", title_justify="left")
+    metrics.add_column("metric")
+    for name in names:
+        metrics.add_column(name, justify="right")
+    for metric, values in comparison["metrics"].items():
+        known = [v for v in values if isinstance(v, int | float)]
+        best = (max if metric in HIGHER_IS_BETTER else min)(known) if len(known) > 1 else None
+        metrics.add_row(metric, *(f"[bold]{_fmt(v)}[/]" if v == best else _fmt(v)
+                                  for v in values))  # fmt: skip
+    for label in ("status", "verdict"):
+        metrics.add_row(label, *(str(v or "") for v in comparison[label]), style="dim")
+    out.print(metrics)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from trainer.augmentation import check_augmentation_applies
 from trainer.datasets import DATASETS
 from trainer.models import MODELS
 from trainer.optimizers import OPTIMIZERS
@@ -301,6 +302,7 @@ CHECKS = [
     check_model_fits_task,
     check_imbalance_needs_classes,
     check_family_rules,
+    check_augmentation_applies,
 ]
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from trainer.augmentation import Augmentation
 from trainer.errors import DataError
 from trainer.registry import Params, Registry
 
@@ -53,7 +54,13 @@ class DatasetParams(Params):
         "(statistics from the training split only); 'default' is the dataset's own choice.",
     )
 
-    COMMON: ClassVar[set[str]] = {"type", "validation_split", "test_split", "limit", "scaling"}
+    augmentation: Augmentation | None = Field(
+        None, description="Random transformations of training images (trainer/augmentation.py)."
+    )
+
+    COMMON: ClassVar[set[str]] = {
+        "type", "validation_split", "test_split", "limit", "scaling", "augmentation"
+    }  # fmt: skip
 
     def task(self) -> Task:
         """The learning task, known before any data is read."""

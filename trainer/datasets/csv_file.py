@@ -91,7 +91,9 @@ class CsvParams(FileParams):
         return target_task("auto", table)
 
 
-@DATASETS.register(CsvParams, available=lambda: True, task="inferred from the target")
+@DATASETS.register(
+    CsvParams, available=lambda: True, task="inferred from the target", inputs="vector"
+)
 def csv(
     seed: int,
     path: Path,

@@ -14,7 +14,7 @@ class DigitsParams(DatasetParams):
         return "multiclass"
 
 
-@DATASETS.register(DigitsParams, available=lambda: True)
+@DATASETS.register(DigitsParams, available=lambda: True, inputs="image")
 def digits(seed: int) -> RawData:
     """Handwritten digits 0-9 as 8x8 images with 17 grey levels (UCI, bundled with sklearn)."""
     from sklearn.datasets import load_digits

@@ -84,7 +84,9 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-@DATASETS.register(ImageFolderParams, available=_pillow_available, task="inferred from folders")
+@DATASETS.register(
+    ImageFolderParams, available=_pillow_available, task="inferred from folders", inputs="image"
+)
 def image_folder(
     seed: int,
     path: Path,

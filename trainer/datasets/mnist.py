@@ -75,7 +75,7 @@ def _found(path: Path) -> bool:
     return path.is_file()
 
 
-@DATASETS.register(MnistParams, available=lambda: _found(mnist_locations()[0]))
+@DATASETS.register(MnistParams, available=lambda: _found(mnist_locations()[0]), inputs="image")
 def mnist(seed: int, path: Path | None, url: str, sha256: str) -> RawData:
     """Handwritten digits 0-9 (LeCun et al.), 28x28 grey, 60k train / 10k test."""
     location = next((p for p in mnist_locations(path) if _found(p)), None)
@@ -87,7 +87,9 @@ def mnist(seed: int, path: Path | None, url: str, sha256: str) -> RawData:
 
 
 @DATASETS.register(
-    FashionMnistParams, available=lambda: any(_found(p) for p in fashion_locations())
+    FashionMnistParams,
+    available=lambda: any(_found(p) for p in fashion_locations()),
+    inputs="image",
 )
 def fashion_mnist(seed: int, path: Path | None, url: str) -> RawData:
     """Zalando's clothing images in 10 classes, 28x28 grey, 60k train / 10k test."""

@@ -54,7 +54,7 @@ def last_value(x):
     return x[:, -1, 0]
 
 
-@DATASETS.register(SyntheticSequenceParams, available=lambda: True)
+@DATASETS.register(SyntheticSequenceParams, available=lambda: True, inputs="sequence")
 def synthetic_sequence(
     seed: int, kind: str, samples: int, length: int, noise: float, classes: int,
     frequency_range: tuple[float, float],

@@ -30,7 +30,7 @@ class SyntheticLinearParams(DatasetParams):
         return "regression"
 
 
-@DATASETS.register(SyntheticLinearParams, available=lambda: True)
+@DATASETS.register(SyntheticLinearParams, available=lambda: True, inputs="vector")
 def synthetic_linear(seed: int, samples: int, features: int, weight, bias: float, noise: float):
     """y = w.x + b + noise with x ~ U(-1, 1); defaults are the classic w=2, b=0 example."""
     import numpy as np
@@ -74,7 +74,7 @@ class SyntheticClassificationParams(DatasetParams):
         return "binary" if self.classes == 2 else "multiclass"
 
 
-@DATASETS.register(SyntheticClassificationParams, available=lambda: True)
+@DATASETS.register(SyntheticClassificationParams, available=lambda: True, inputs="vector")
 def synthetic_classification(
     seed: int, samples, features, informative, classes, weights, class_sep, flip_y
 ) -> RawData:

@@ -1,9 +1,9 @@
-"""Convolutional network: optional augmentation, convolution blocks, then a Dense head.
+"""Convolutional network: convolution blocks, then a Dense head.
 
 Each block is ``convolutions_per_block`` times Conv2D -> [BatchNorm] -> activation, then
-pooling, then dropout. The first convolution of a block applies ``strides``. Augmentation
-layers (Keras's RandomFlip, RandomRotation, RandomTranslation, RandomZoom) sit at the
-model's start: Keras runs them only in training, and they are saved in ``model.keras``.
+pooling, then dropout. The first convolution of a block applies ``strides``. Image
+augmentation is the dataset's (``dataset.augmentation``, :mod:`trainer.augmentation`), so
+every model family on images can use it and the saved model holds none of it.
 
 Feature-map sizes are worked out before any layer is built, so a kernel or pool larger
 than the map it meets is a config error naming the key to change, not a TensorFlow error.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
 from trainer.models import MODELS, Activation
 from trainer.models.inputs import model_error, require_kind
@@ -21,26 +21,6 @@ from trainer.registry import Params
 
 Width = Annotated[PositiveInt, Field(le=100_000)]
 INPUTS = ("image",)
-
-
-class Augmentation(Params):
-    """Random image transformations applied to training batches only."""
-
-    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = Field(
-        "none", description="Random mirroring (Keras RandomFlip mode)."
-    )
-    rotation: float = Field(
-        0.0, ge=0.0, le=0.5, description="Largest rotation, as a fraction of a full turn."
-    )
-    translation: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Largest shift, as a fraction of height and width."
-    )
-    zoom: float = Field(
-        0.0, ge=0.0, lt=1.0, description="Largest zoom in or out, as a fraction of the size."
-    )
-    fill_mode: Literal["constant", "reflect", "wrap", "nearest"] = Field(
-        "constant", description="How pixels moved in from outside the image are filled."
-    )
 
 
 class CNNParams(Params):
@@ -61,7 +41,16 @@ class CNNParams(Params):
     dense_units: list[Width] = Field(
         [128], description="Units of the Dense layers between the blocks and the output."
     )
-    augmentation: Augmentation | None = Field(None, description="Omit for no augmentation.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _augmentation_moved(cls, values):
+        if isinstance(values, dict) and "augmentation" in values:
+            raise ValueError(
+                "augmentation has moved to dataset.augmentation (the same keys, plus contrast); "
+                "move the block there"
+            )
+        return values
 
 
 def feature_maps(
@@ -109,26 +98,6 @@ def _trail(sizes: list[tuple[int, int]]) -> str:
     return "".join(f" -> {_hw(s)}" for s in sizes)
 
 
-def augmentation_layers(augmentation: Augmentation) -> list:
-    """Keras's random image layers for the non-zero settings, in a fixed order."""
-    import keras
-
-    fill = {"fill_mode": augmentation.fill_mode}
-    layers = []
-    if augmentation.flip != "none":
-        layers.append(keras.layers.RandomFlip(augmentation.flip, name="random_flip"))
-    if augmentation.rotation > 0:
-        layers.append(
-            keras.layers.RandomRotation(augmentation.rotation, **fill, name="random_rotation")
-        )
-    if augmentation.translation > 0:
-        t = augmentation.translation
-        layers.append(keras.layers.RandomTranslation(t, t, **fill, name="random_translation"))
-    if augmentation.zoom > 0:
-        layers.append(keras.layers.RandomZoom(augmentation.zoom, **fill, name="random_zoom"))
-    return layers
-
-
 @MODELS.register(
     CNNParams,
     regularization=("l1", "l2", "dropout"),
@@ -137,7 +106,7 @@ def augmentation_layers(augmentation: Augmentation) -> list:
 )
 def cnn(
     spec, *, filters, convolutions_per_block, kernel_size, strides, padding, pooling, pool_size,
-    batch_norm, activation, dense_units, augmentation, l1, l2, dropout,
+    batch_norm, activation, dense_units, l1, l2, dropout,
 ):  # fmt: skip
     """Convolution blocks (Conv2D, pooling, dropout) and a Dense head, for images."""
     require_kind("cnn", spec, INPUTS, "use model fnn for tabular data or rnn for sequences")
@@ -152,12 +121,8 @@ def cnn(
 
     from trainer.models.head import dense_head, kernel_regularizer
 
-    if isinstance(augmentation, dict):
-        augmentation = Augmentation(**augmentation)
     inputs = keras.Input(shape=spec.input_shape, name="inputs")
     x = inputs
-    for layer in augmentation_layers(augmentation) if augmentation else []:
-        x = layer(x)
     for block, width in enumerate(filters):
         for conv in range(convolutions_per_block):
             name = f"block_{block}_conv_{conv}"
