@@ -2,20 +2,21 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := dataset-fashion-mnist
+APT_PACKAGES := dataset-fashion-mnist chromium
 
 .PHONY: install system-packages test lint smoke bench clean
 
 install: system-packages $(BIN)/trainer
 
-# Fashion-MNIST (offline) comes from Debian; skipped with a note when apt is unavailable.
+# Fashion-MNIST (offline) and Chromium (the HTML report's rendering test, headless) come from
+# Debian; installed only when missing, skipped with a note when apt is unavailable.
 system-packages:
-	@if [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
 	  elif command -v sudo >/dev/null; then \
 	    sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
-	  else echo "note: install Debian's $(APT_PACKAGES) for offline Fashion-MNIST"; fi; \
+	  else echo "note: install Debian's $(APT_PACKAGES) for offline Fashion-MNIST and the report test"; fi; \
 	fi
 
 $(BIN)/trainer: pyproject.toml

@@ -209,6 +209,22 @@ def evaluate(
     _gate(metrics, under, over)
 
 
+@app.command("report")
+@handled
+def html_report(
+    run: Annotated[Path, typer.Argument(help="A run directory written by `trainer fit`.")],
+    output: Annotated[
+        Path | None, typer.Option(help="Where to write the page (default: RUN/report.html).")
+    ] = None,
+    debug: Debug = False,
+) -> None:
+    """Write one self-contained HTML page of a run: pictures, metrics, config, environment."""
+    from trainer import html_report as page
+    from trainer import report
+
+    report.print_text(str(page.write(run, output)))
+
+
 @config_app.command("validate")
 @handled
 def config_validate(

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainer import augmentation, datasets, optimizers, pipeline
+from trainer import augmentation, datasets, optimizers, pipeline, plots
 from trainer.config import to_yaml
 from trainer.errors import RunError, StorageError, UsageError
 from trainer.models import MODELS, hook
@@ -124,6 +124,7 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         }
         environment["training"] = training
         write_json(run_dir / "environment.json", environment)
+        plots.write(run_dir, metrics, training)
         write_json(run_dir / "metrics.json", metrics)  # written last: marks the run complete
     return FitResult(run_dir, metrics, training)
 

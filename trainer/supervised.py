@@ -38,6 +38,10 @@ def evaluate(model, cfg: Config, data: Dataset, artifacts: Path | None = None) -
     from trainer.evaluation import naive_baseline
 
     predictions = model.predict(data.x_test, batch_size=cfg.training.eval_batch_size, verbose=0)
+    if artifacts is not None:  # for the run's pictures (trainer.plots), redrawn without a model
+        from trainer.plots import PREDICTIONS, save_predictions
+
+        save_predictions(artifacts / PREDICTIONS, data.y_test, predictions)
     return score(cfg.task, data.y_test, predictions, data.spec.class_names, cfg.metrics,
                  baseline=naive_baseline(data, cfg.metrics))  # fmt: skip
 
