@@ -171,6 +171,8 @@ def fit(
 
         result = engine.fit(cfg, new_run_dir(cfg, runs_root, run_dir), report.progress())
     _show(result.metrics, cfg.name, json_output)
+    if result.diagnosis and not json_output:
+        report.diagnosis(result.diagnosis)
     report.note(f"run saved in {result.run_dir}  (trainer eval {result.run_dir})")
     _gate(result.metrics, under, over)
 

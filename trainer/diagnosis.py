@@ -204,11 +204,7 @@ def check_underfitting(h: History) -> Finding | None:
     shortfall = _below_reference(h) or _near_baseline(h)
     if shortfall is None:
         return None
-    steps = []
-    epochs = h.setting("training.epochs", len(h))
-    if _still_improving(h) is not None:
-        steps.append(f"more epochs: training.epochs: {max(2 * epochs, len(h) + 5)} (the loss "
-                     "was still falling)")  # fmt: skip
+    steps = []  # "more epochs" comes from check_still_improving when the loss still fell
     if any(h.setting(f"regularization.{k}", 0.0) for k in ("l1", "l2", "dropout")):
         steps.append("less regularization (regularization.l1, l2, dropout)")
     steps.append("a larger model (more model.units, or filters for a cnn)")

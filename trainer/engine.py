@@ -37,13 +37,16 @@ class FitResult:
     run_dir: Path
     metrics: dict[str, Any]
     training: dict[str, Any]
+    diagnosis: dict[str, Any] | None = None
 
 
 def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         keep_learning_rate: bool = False) -> FitResult:  # fmt: skip
     """Train ``cfg`` into ``run_dir`` (continuing its newest checkpoint if ``resume``)."""
     from trainer.checkpoint import RunLock
+    from trainer.diagnosis import diagnose
     from trainer.loop import Loop
+    from trainer.tracking import Tracker
 
     check_writable(run_dir)
     progress.stage(f"loading dataset '{cfg.dataset.type}'")
@@ -82,13 +85,15 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     validation = None if data.x_val is None else (data.x_val, targets(data.x_val, data.y_val))
     batches = pipeline.training_batches(data.x_train, y_train, batch_size, cfg.seed)
 
+    tracker = Tracker(cfg, run_dir, resume, progress.stage)  # a bad MLflow URI fails here
     with RunLock(run_dir):
         if not resume:
             write_text(run_dir / "config.yaml", to_yaml(cfg))
             write_json(run_dir / "preprocessing.json", data.preprocessing)
             augmentation.write_preview(run_dir, cfg, data.x_train)
         environment = describe_environment(cfg, device)
-        extra = hook("callbacks", cfg.model.type)(model, cfg, data, run_dir)
+        extra = [*hook("callbacks", cfg.model.type)(model, cfg, data, run_dir),
+                 *tracker.start(trained)]  # TensorBoard, MLflow
         loop = Loop(trained, optimizers_of(trained), cfg, run_dir, progress, batches, validation,
                     class_weight=weights, callbacks=extra)  # fmt: skip
         if resume and loop.resume(keep_learning_rate):
@@ -99,7 +104,8 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
                            f"{loop.position.epoch + 1}, step {loop.position.step})")  # fmt: skip
         write_json(run_dir / "environment.json", environment)
         started = time.perf_counter()
-        loop.run()
+        with tracker:  # closes the logs; marks an MLflow run killed or failed on errors
+            loop.run()
         seconds = time.perf_counter() - started
 
         progress.stage("saving and evaluating")
@@ -125,8 +131,11 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         environment["training"] = training
         write_json(run_dir / "environment.json", environment)
         plots.write(run_dir, metrics, training)
+        diagnosis = diagnose(loop.history.rows, metrics, cfg)
+        write_json(run_dir / "diagnosis.json", diagnosis)
         write_json(run_dir / "metrics.json", metrics)  # written last: marks the run complete
-    return FitResult(run_dir, metrics, training)
+        tracker.finish(metrics, diagnosis)
+    return FitResult(run_dir, metrics, training, diagnosis)
 
 
 def _class_weights(cfg: Config, data) -> dict[int, float] | None:

@@ -251,3 +251,20 @@ def runs_comparison(comparison: dict[str, Any]) -> None:
     for label in ("status", "verdict"):
         metrics.add_row(label, *(str(v or "") for v in comparison[label]), style="dim")
     out.print(metrics)
+
+
+def diagnosis(result: dict[str, Any]) -> None:
+    """The end of `trainer fit`: what the history says, in words, and what to try next."""
+    verdict = result["verdict"]
+    words = {"overfitting": "over-fitting", "underfitting": "under-fitting",
+             "not_applicable": "not applicable"}.get(verdict, verdict)  # fmt: skip
+    style = {"healthy": "green", "not_applicable": "dim"}.get(verdict, "yellow")
+    out.print(f"[bold]diagnosis:[/] [{style}]{words}[/]")
+    out.print(f"  {result['summary']}", markup=False)
+    for finding in result["findings"]:
+        if finding["message"] not in result["summary"]:
+            out.print(f"  {finding['message']}", markup=False)
+    if result["suggestions"]:
+        out.print("next steps:", markup=False)
+        for suggestion in result["suggestions"]:
+            out.print(f"  - {suggestion}", markup=False)

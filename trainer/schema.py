@@ -17,6 +17,7 @@ from trainer.augmentation import check_augmentation_applies
 from trainer.datasets import DATASETS
 from trainer.models import MODELS
 from trainer.optimizers import OPTIMIZERS
+from trainer.tracking import Tracking, check_tracking_installed
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 REGRESSION_METRICS = ("mse", "mae", "rmse", "r2")
@@ -151,6 +152,9 @@ class Config(Section):
     early_stopping: EarlyStopping | None = Field(None, description="Omit or null to disable.")
     training: Training = Field(default_factory=Training)
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
+    tracking: Tracking = Field(
+        default_factory=Tracking, description="TensorBoard logs (on) and MLflow (off)."
+    )
     metrics: list[Metric] | None = Field(None, description="Default: every metric of the task.")
     loss: Loss | None = Field(None, description="Default: inferred from the dataset's task.")
 
@@ -302,6 +306,7 @@ CHECKS = [
     check_model_fits_task,
     check_imbalance_needs_classes,
     check_family_rules,
+    check_tracking_installed,
     check_augmentation_applies,
 ]
 
