@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainer import augmentation, datasets, optimizers, pipeline, plots
+from trainer import augmentation, datasets, distribution, optimizers, pipeline, plots
 from trainer.config import to_yaml
 from trainer.errors import RunError, StorageError, UsageError
 from trainer.models import MODELS, hook
@@ -48,6 +48,8 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     from trainer.loop import Loop
     from trainer.tracking import Tracker
 
+    cluster = distribution.resolve(cfg)  # before TensorFlow: a bad cluster description fails here
+    run_dir = cluster.run_dir(run_dir)  # only process 0 writes the run directory
     check_writable(run_dir)
     progress.stage(f"loading dataset '{cfg.dataset.type}'")
     saved = run_dir / "preprocessing.json"
@@ -57,7 +59,8 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         progress.stage(f"warning: {warning}")
     weights = _class_weights(cfg, data)
     progress.stage("starting the Keras backend")
-    device = select_device(cfg.training)
+    device = cluster.start(cfg.training)
+    resume = cluster.agree(resume)  # process 0 decides for all
     seed_everything(cfg.seed, cfg.deterministic)
     model = build_model(cfg, data.spec)
     trained = augmentation.for_training(model, cfg, data.x_train)  # `model` if none
@@ -66,24 +69,27 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     steps_per_epoch = pipeline.steps_per_epoch(n_train, batch_size)
 
     def make_optimizer(params):
+        params = cluster.scale_learning_rate(params, cfg.training.lr_scaling)
         return optimizers.build(params, steps_per_epoch, cfg.training.epochs)
 
     import keras
 
     steps_per_execution = pipeline.steps_per_execution(
-        cfg.training.steps_per_execution, steps_per_epoch,
+        cluster.steps_per_execution(cfg.training.steps_per_execution), steps_per_epoch,
         divisor=keras.backend.backend() != "tensorflow",
     )  # fmt: skip
-    jit_compile = resolve_jit(cfg.training.jit_compile, trained, device)
+    jit_compile = cluster.jit_compile(resolve_jit(cfg.training.jit_compile, trained, device))
     hook("compile", cfg.model.type)(
         trained, cfg, make_optimizer, steps_per_execution=steps_per_execution,
         jit_compile=jit_compile,
     )  # fmt: skip
     targets = hook("targets", cfg.model.type)
     y_train = targets(data.x_train, data.y_train)
-    hook("build_state", cfg.model.type)(trained, data.x_train[:2], y_train[:2])
+    rows = cluster.build_rows()
+    hook("build_state", cfg.model.type)(trained, data.x_train[:rows], y_train[:rows])
     validation = None if data.x_val is None else (data.x_val, targets(data.x_val, data.y_val))
-    batches = pipeline.training_batches(data.x_train, y_train, batch_size, cfg.seed)
+    validation = cluster.validation(validation, cfg.training.eval_batch_size)
+    batches = cluster.training_batches(data.x_train, y_train, batch_size, cfg.seed)
 
     tracker = Tracker(cfg, run_dir, resume, progress.stage)  # a bad MLflow URI fails here
     with RunLock(run_dir):
@@ -92,10 +98,12 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
             write_json(run_dir / "preprocessing.json", data.preprocessing)
             augmentation.write_preview(run_dir, cfg, data.x_train)
         environment = describe_environment(cfg, device)
+        environment["distribution"] = cluster.describe()
         extra = [*hook("callbacks", cfg.model.type)(model, cfg, data, run_dir),
                  *tracker.start(trained)]  # TensorBoard, MLflow
         loop = Loop(trained, optimizers_of(trained), cfg, run_dir, progress, batches, validation,
                     class_weight=weights, callbacks=extra)  # fmt: skip
+        loop.checkpoints = cluster.checkpoints(loop.checkpoints)
         if resume and loop.resume(keep_learning_rate):
             environment["resumed_from"] = loop.position.resumed_from
             for problem in loop.position.skipped:
@@ -108,6 +116,7 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
             loop.run()
         seconds = time.perf_counter() - started
 
+        cluster.finish()
         progress.stage("saving and evaluating")
         save_model(model, run_dir / "model.keras")
         metrics = evaluate_model(model, cfg, data, run_dir)

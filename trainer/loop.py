@@ -348,6 +348,6 @@ class Loop:
 def _learning_rate(model) -> float:
     optimizer = getattr(model, "optimizer", None)
     try:
-        return float(optimizer.learning_rate)
+        return float(np.asarray(optimizer.learning_rate))  # a MirroredVariable has no __float__
     except (AttributeError, TypeError, ValueError):
         return float("nan")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from trainer.augmentation import check_augmentation_applies
 from trainer.datasets import DATASETS
+from trainer.distribution import Distribution, check_distribution
 from trainer.models import MODELS
 from trainer.optimizers import OPTIMIZERS
 from trainer.tracking import Tracking, check_tracking_installed
@@ -109,6 +110,15 @@ class Training(Section):
         "weighs class c by n / (k * n_c); a mapping {class name or index: weight} sets them, "
         "and classes it leaves out weigh 1.",
     )
+    distribution: Distribution = Field(
+        default_factory=Distribution,
+        description="Devices or machines that train together; batch_size is the global batch.",
+    )
+    lr_scaling: Literal["none", "linear"] = Field(
+        "none", description="linear: multiply learning_rate by the number of replicas."
+    )
+
+    _distribution = field_validator("distribution", mode="before")(_bare_type)
 
     @field_validator("class_weight", mode="before")
     @classmethod
@@ -306,6 +316,7 @@ CHECKS = [
     check_model_fits_task,
     check_imbalance_needs_classes,
     check_family_rules,
+    check_distribution,
     check_tracking_installed,
     check_augmentation_applies,
 ]
