@@ -58,6 +58,7 @@ class NumpyBatches:
         self.n, self.batch_size, self.seed, self.shuffle = len(x), batch_size, seed, shuffle
         self.steps = steps_per_epoch(self.n, batch_size)
         self._x, self._y = x, y
+        self.features = x
 
     def order(self, epoch: int) -> np.ndarray:
         if not self.shuffle:
@@ -83,6 +84,9 @@ class TrainingBatches(NumpyBatches):
 
         super().__init__(x, y, batch_size, seed, shuffle)
         self._x, self._y = tf.constant(x), tf.constant(y)
+        # A read-only NumPy view of the tensor (no copy): holders of ``x`` may swap theirs for
+        # it, so the training split is held once, not twice.
+        self.features = np.asarray(self._x)
 
     def epoch(self, epoch: int, start_step: int = 0):
         import tensorflow as tf

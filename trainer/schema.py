@@ -91,7 +91,7 @@ class Training(Section):
     steps_per_execution: int | Literal["auto"] = Field(
         "auto",
         description="Optimizer steps per call into the compiled graph (fewer Python round-trips); "
-        "'auto' takes up to 32, always a divisor of the steps per epoch.",
+        "'auto' takes up to 64 (on backends fed from Python, a divisor of the steps per epoch).",
     )
     jit_compile: bool | Literal["auto"] = Field(
         "auto",
@@ -103,6 +103,11 @@ class Training(Section):
     )
     eval_batch_size: int = Field(
         1024, ge=1, description="Batch size for prediction and evaluation."
+    )
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field(
+        "float32",
+        description="Keras dtype policy: mixed_float16 (with loss scaling) or mixed_bfloat16 "
+        "compute in 16 bits and keep float32 weights; they pay off on GPUs, not on most CPUs.",
     )
     class_weight: Literal["none", "balanced"] | dict[int | str, float] = Field(
         "none",
@@ -301,6 +306,15 @@ def check_imbalance_needs_classes(cfg: Config) -> Iterator[Problem]:
         yield ("dataset", "resample"), f"applies to classification, but {why}; remove it"
 
 
+def check_precision_supported(cfg: Config) -> Iterator[Problem]:
+    if cfg.training.precision != "float32" and cfg.model.type in ("vae", "gan"):
+        yield (
+            ("training", "precision"),
+            f"mixed precision is supported for supervised models, not '{cfg.model.type}' "
+            "(its custom training step keeps float32); use precision: float32",
+        )
+
+
 def check_family_rules(cfg: Config) -> Iterator[Problem]:
     """The model family's own rules (``MODELS.register(..., checks=[...])``)."""
     for check in MODELS.get(cfg.model.type).info.get("checks", ()):
@@ -308,6 +322,7 @@ def check_family_rules(cfg: Config) -> Iterator[Problem]:
 
 
 CHECKS = [
+    check_precision_supported,
     check_metrics_fit_task,
     check_loss_fits_task,
     check_monitor_is_logged,
@@ -316,8 +331,8 @@ CHECKS = [
     check_model_fits_task,
     check_imbalance_needs_classes,
     check_family_rules,
-    check_distribution,
     check_tracking_installed,
+    check_distribution,
     check_augmentation_applies,
 ]
 

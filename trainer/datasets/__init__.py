@@ -345,23 +345,25 @@ class _Scaler:
     def __call__(self, x):
         import numpy as np
 
-        x = np.asarray(x, dtype=np.float32)
         if self.offset is None:
-            return x
-        return ((x - self.offset) / self.scale).astype(np.float32)
+            return np.asarray(x, dtype=np.float32)
+        x = np.array(x, dtype=np.float32)  # one float32 copy, scaled in place: no temporaries
+        x -= self.offset
+        x /= self.scale
+        return x
 
 
 def _fit_scaler(method: str, x, value_range) -> _Scaler:
     """Fit scaling on the training split only; the same statistics apply to every split."""
     import numpy as np
 
-    x = np.asarray(x, dtype=np.float32)
     if method == "none":
         return _Scaler(None, None, {})
+    if method == "unit" and value_range is not None:  # known range: no pass over the data
+        low, high = value_range
+        return _Scaler(np.float32(low), np.float32(high - low), {"min": low, "max": high})
+    x = np.asarray(x, dtype=np.float32)
     if method == "unit":
-        if value_range is not None:
-            low, high = value_range
-            return _Scaler(np.float32(low), np.float32(high - low), {"min": low, "max": high})
         low, high = x.min(axis=0), x.max(axis=0)
         scale = np.where(high > low, high - low, 1.0).astype(np.float32)
         return _Scaler(low, scale, {"min": low.tolist(), "max": high.tolist()})

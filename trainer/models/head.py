@@ -26,8 +26,9 @@ def output_layer(spec: DataSpec, regularizer=None, name: str = "output") -> kera
         units, activation = 1, "sigmoid"
     else:
         units, activation = spec.num_classes, "softmax"
+    # float32 outputs under a mixed-precision policy: softmax and the loss stay stable.
     return keras.layers.Dense(
-        units, activation=activation, kernel_regularizer=regularizer, name=name
+        units, activation=activation, kernel_regularizer=regularizer, name=name, dtype="float32"
     )
 
 

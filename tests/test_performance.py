@@ -1,0 +1,59 @@
+"""What the speed and memory work promises, checked for correctness (timings live in bench/)."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from tests.test_cli import TINY, fit, runner, write_config
+from trainer import pipeline
+from trainer.cli import app
+
+
+def test_training_features_are_a_read_only_view_of_the_pipeline_copy():
+    x = np.arange(12, dtype="float32").reshape(6, 2)
+    source = pipeline.TrainingBatches(x, np.arange(6, dtype="int32"), batch_size=2, seed=0)
+    np.testing.assert_array_equal(source.features, x)
+    assert not source.features.flags.owndata  # no second copy of the training split
+    assert not source.features.flags.writeable
+
+
+def test_scaling_copies_once_and_leaves_the_callers_array_alone():
+    from trainer.datasets import _fit_scaler
+
+    x = np.array([[0.0, 10.0], [4.0, 30.0]], dtype="float32")
+    before = x.copy()
+    scaled = _fit_scaler("standard", x, None)(x)
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_allclose(scaled, (before - before.mean(0)) / before.std(0), rtol=1e-6)
+    assert scaled.dtype == np.float32
+    pixels = np.array([[0, 51, 255]], dtype="uint8")
+    unit = _fit_scaler("unit", pixels, (0.0, 255.0))(pixels)
+    np.testing.assert_allclose(unit, [[0.0, 0.2, 1.0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_computes_in_16_bits_with_float32_outputs(tmp_path, precision):
+    import keras
+
+    data = copy.deepcopy(TINY)
+    data["training"]["precision"] = precision
+    result, run_dir = fit(tmp_path, "--json", data=data)
+    assert result.exit_code == 0, result.output
+    model = keras.saving.load_model(run_dir / "model.keras")
+    keras.config.set_dtype_policy("float32")
+    assert model.get_layer("dense_0").dtype_policy.name == precision
+    assert model.get_layer("output").dtype_policy.name == "float32"
+    assert model.get_layer("dense_0").kernel.dtype == "float32"  # weights stay float32
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert np.isfinite(metrics["test"]["loss"]) and metrics["test"]["accuracy"] > 0.3
+
+
+def test_mixed_precision_is_refused_for_custom_training_steps(tmp_path):
+    data = copy.deepcopy(TINY)
+    data["model"] = {"type": "vae", "latent_dim": 2}
+    data["training"]["precision"] = "mixed_float16"
+    result = runner.invoke(app, ["config", "validate", str(write_config(tmp_path, data))])
+    assert result.exit_code == 2
+    assert "training.precision" in result.output and "supervised" in result.output
