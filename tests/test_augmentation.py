@@ -147,6 +147,21 @@ def test_preview_shows_originals_then_augmented_copies():
     assert all(not np.array_equal(top, row) for row in below)
 
 
+def test_colour_images_keep_their_channels_and_preview_in_colour():
+    x = np.random.default_rng(0).uniform(0, 255, size=(4, 10, 10, 3)).astype("float32")
+    x[:, :, :5, 0] = 255.0  # a red left half, which a flip moves
+    flipped = augment(x, Augmentation(flip="horizontal", contrast=0.3), seed=0)
+    assert flipped.shape == x.shape and flipped.min() >= 0 and flipped.max() <= 255
+    picture = preview(x, Augmentation(flip="horizontal", contrast=0.3), seed=0)
+    assert picture.ndim == 3 and picture.shape[2] == 3
+
+
+def test_image_folders_take_augmentation(tmp_path):
+    cfg = config_from(f"dataset: {{type: image_folder, path: {tmp_path}, task: binary, "
+                      "augmentation: {flip: horizontal}}")  # fmt: skip
+    assert cfg.dataset.augmentation.flip == "horizontal"
+
+
 # --- a real run: only training batches, seeded, resumable --------------------------------
 
 
