@@ -48,11 +48,12 @@ def main():
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
     import keras
 
-    keras.utils.set_random_seed(1)
+    keras.utils.set_random_seed(args.seed)
     x = (read_idx("train-images-idx3-ubyte.gz")[..., None] / 255.0).astype("float32")
     y = read_idx("train-labels-idx1-ubyte.gz").astype("int32")
     x_test = (read_idx("t10k-images-idx3-ubyte.gz")[..., None] / 255.0).astype("float32")

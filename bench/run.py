@@ -55,11 +55,11 @@ def run(command: list[str], env: dict) -> tuple[subprocess.CompletedProcess, flo
     return done, wall, usage.ru_maxrss
 
 
-def trainer_once(case: dict, limit: int | None, env: dict) -> dict:
+def trainer_once(case: dict, limit: int | None, env: dict, seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         config = ROOT / "bench" / "configs" / case["config"]
         command = [sys.executable, "-m", "trainer", "fit", str(config),
-                   "--run-dir", f"{tmp}/run", "--json"]  # fmt: skip
+                   "--run-dir", f"{tmp}/run", "--json", "--set", f"seed={seed}"]  # fmt: skip
         if limit:
             command += ["--set", f"dataset.limit={limit}", "--set", "training.epochs=3"]
         done, wall, peak = run(command, env)
@@ -72,10 +72,11 @@ def trainer_once(case: dict, limit: int | None, env: dict) -> dict:
             "jit_compile": training["jit_compile"]}  # fmt: skip
 
 
-def script_once(name: str, case: dict, limit: int | None, env: dict) -> dict:
+def script_once(name: str, case: dict, limit: int | None, env: dict, seed: int) -> dict:
     epochs = 3 if limit else case["epochs"]
     command = [sys.executable, str(ROOT / "bench" / "handwritten.py"), name,
-               "--epochs", str(epochs), "--batch-size", str(case["batch"])]  # fmt: skip
+               "--epochs", str(epochs), "--batch-size", str(case["batch"]),
+               "--seed", str(seed)]  # fmt: skip
     if limit:
         command += ["--limit", str(limit)]
     done, wall, peak = run(command, env)
@@ -95,8 +96,9 @@ def measure(name: str, case: dict, reps: int, limit: int | None, env: dict) -> d
     for rep in range(reps):
         order = ("trainer", "script") if rep % 2 == 0 else ("script", "trainer")
         for side in order:
-            result = (trainer_once(case, limit, env) if side == "trainer"
-                      else script_once(name, case, limit, env))  # fmt: skip
+            seed = rep + 1  # both sides share each repetition's seed; accuracy is compared
+            result = (trainer_once(case, limit, env, seed) if side == "trainer"  # over seeds
+                      else script_once(name, case, limit, env, seed))  # fmt: skip
             sides[side].append(result)
             print(f"  {name}{'' if not limit else f' n={limit}'} {side} rep {rep + 1}: "
                   f"epoch {steady(result['epoch_seconds']):.2f}s wall {result['wall']:.1f}s "
@@ -172,7 +174,8 @@ def main() -> None:
                 rows.append((f"mlp n={limit}", measure("mlp", CASES["mlp"], args.reps, limit, env)))
         else:
             rows.append((name, measure(name, CASES[name], args.reps, None, env)))
-    report = (f"Machine: {machine()}\n\nMedians of {args.reps} alternating runs per side; "
+    report = (f"Machine: {machine()}\n\nMedians of {args.reps} alternating runs per side "
+              f"(repetition r uses seed r on both sides); "
               f"ratios are script / trainer for time (higher is better for the trainer) and "
               f"trainer / script for memory.\n\n{table(rows)}\n")  # fmt: skip
     print(report)
