@@ -222,3 +222,43 @@ def test_an_unusable_mlflow_store_fails_before_anything_is_written(tmp_path):
     assert result.exit_code == 2, result.output
     assert "cannot use the MLflow store 'bogus://nowhere'" in result.output
     assert not (tmp_path / "run").exists()
+
+
+# -- progress: a live bar on a terminal, plain lines in CI ----------------------------------
+def test_fit_outside_a_terminal_prints_one_plain_line_per_epoch(tracked):
+    _, _, result = tracked
+    lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == [f"{e}/{EPOCHS}" for e in range(1, 4)]
+    assert all("loss" in line and "val_loss" in line for line in lines)
+    assert "\x1b[" not in result.stderr  # no cursor movement or colour codes
+
+
+@pytest.mark.parametrize(("terminal", "ci", "live"), [(True, "", True), (True, "true", False),
+                                                      (False, "", False)])  # fmt: skip
+def test_progress_is_live_only_on_an_interactive_terminal(monkeypatch, terminal, ci, live):
+    from rich.console import Console
+
+    from trainer import report
+
+    monkeypatch.setattr(report, "err", Console(force_terminal=terminal, stderr=True))
+    monkeypatch.setenv("CI", ci)
+    assert isinstance(report.progress(), report.RichProgress) is live
+
+
+def test_the_live_bar_ends_with_the_same_epoch_lines(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from trainer import report
+
+    screen = io.StringIO()
+    bar = report.RichProgress(Console(file=screen, force_terminal=True, width=100))
+    bar.start(epochs=2, steps_per_epoch=4)
+    for epoch in (1, 2):
+        for step in range(1, 5):
+            bar.step(step)
+        bar.epoch(epoch, 2, {"loss": 0.5 / epoch}, seconds=0.1)
+    bar.finish()
+    text = screen.getvalue()
+    assert "epoch 1/2  loss 0.5000" in text and "epoch 2/2  loss 0.2500" in text

@@ -8,6 +8,7 @@ plain line per epoch.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -158,7 +159,9 @@ class RichProgress(PlainProgress):
 
 
 def progress() -> PlainProgress:
-    return RichProgress() if err.is_terminal else PlainProgress()
+    """A live bar on an interactive terminal; plain lines in CI (``CI`` set), pipes, logs."""
+    live = err.is_terminal and not err.is_dumb_terminal and not os.environ.get("CI")
+    return RichProgress() if live else PlainProgress()
 
 
 def datasets_table(rows: list[dict[str, str]]) -> None:
