@@ -41,8 +41,13 @@ class FitResult:
 
 
 def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
-        keep_learning_rate: bool = False) -> FitResult:  # fmt: skip
-    """Train ``cfg`` into ``run_dir`` (continuing its newest checkpoint if ``resume``)."""
+        keep_learning_rate: bool = False,
+        data: datasets.Dataset | None = None) -> FitResult:  # fmt: skip
+    """Train ``cfg`` into ``run_dir`` (continuing its newest checkpoint if ``resume``).
+
+    ``data`` replaces the dataset the config names (a cross-validation fold, see
+    :mod:`trainer.tune`); by default it is loaded from ``cfg.dataset``.
+    """
     from trainer.checkpoint import RunLock
     from trainer.diagnosis import diagnose
     from trainer.loop import Loop
@@ -54,7 +59,8 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     progress.stage(f"loading dataset '{cfg.dataset.type}'")
     saved = run_dir / "preprocessing.json"
     preprocessing = json.loads(saved.read_text()) if resume and saved.is_file() else None
-    data = datasets.load(cfg.dataset, cfg.seed, preprocessing=preprocessing)
+    if data is None:
+        data = datasets.load(cfg.dataset, cfg.seed, preprocessing=preprocessing)
     for warning in data.warnings:
         progress.stage(f"warning: {warning}")
     weights = _class_weights(cfg, data)
@@ -214,6 +220,11 @@ def evaluate_run(run_dir: Path) -> tuple[Config, dict[str, Any]]:
     preprocessing = json.loads(saved.read_text()) if saved.is_file() else None
     data = datasets.load(cfg.dataset, cfg.seed, preprocessing=preprocessing)
     select_device(cfg.training)
+    return cfg, evaluate_model(load_model(run_dir, cfg), cfg, data)
+
+
+def load_model(run_dir: Path, cfg: Config):
+    """A run's ``model.keras``, loaded in Keras safe mode (the backend must be started)."""
     import keras
 
     module = MODELS.get(cfg.model.type).info.get("custom_objects_module")
@@ -232,7 +243,7 @@ def evaluate_run(run_dir: Path) -> tuple[Config, dict[str, Any]]:
                 hint="only evaluate models from sources you trust; retrain it with `trainer fit`",
             ) from error
         raise RunError(f"{path}: cannot be loaded ({error})") from error
-    return cfg, evaluate_model(model, cfg, data)
+    return model
 
 
 def evaluate_model(model, cfg: Config, data: datasets.Dataset, artifacts: Path | None = None):

@@ -158,6 +158,20 @@ class RichProgress(PlainProgress):
             self._progress = None
 
 
+class QuietProgress(PlainProgress):
+    """Only warnings: for the many short runs of a search, told of one line per trial."""
+
+    def stage(self, text: str) -> None:
+        if text.startswith("warning:"):
+            warn(text.removeprefix("warning:").strip())
+
+    def start(self, epochs: int, steps_per_epoch: int) -> None:
+        pass
+
+    def epoch(self, epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> None:
+        pass
+
+
 def progress() -> PlainProgress:
     """A live bar on an interactive terminal; plain lines in CI (``CI`` set), pipes, logs."""
     live = err.is_terminal and not err.is_dumb_terminal and not os.environ.get("CI")
@@ -171,6 +185,65 @@ def datasets_table(rows: list[dict[str, str]]) -> None:
     for row in rows:
         table.add_row(row["name"], row["task"], row["offline"], row["description"])
     out.print(table)
+
+
+def lr_find(summary: dict[str, Any]) -> None:
+    """`trainer lr-find`: the suggested learning rates and where the curve went."""
+    suggestion, tenth = summary.get("suggestion"), summary.get("minimum_tenth")
+    if suggestion is not None:
+        out.print(f"suggested learning rate: {suggestion:.3g}  (steepest descent of the "
+                  "smoothed loss)", markup=False)  # fmt: skip
+    else:
+        warn("the loss never fell steadily over the range: no steepest-descent suggestion")
+    if tenth is not None:
+        out.print(f"minimum / 10:            {tenth:.3g}  (a safe upper bound)", markup=False)
+    out.print(f"{summary['steps_run']} steps; stopped: {summary['stopped']}", markup=False)
+    out.print(f"plot: {summary['output']}/lr_find.png  (data: lr_find.csv)", markup=False)
+
+
+def _short(value: Any) -> str:
+    """A searched value for a table: floats to 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def tune_trial(row: dict[str, Any]) -> None:
+    """One line per finished trial of `trainer tune`, on stderr."""
+    if "note" in row:
+        note(row["note"])
+        return
+    params = "  ".join(f"{k}={_short(v)}" for k, v in row["params"].items())
+    value = row["value"] if row["value"] is not None else row.get("last_reported")
+    spread = f" ± {row['std']:.4f}" if row.get("std") is not None else ""
+    shown = "" if value is None else f"{value:.4f}{spread}"
+    why = f"  ({row['error']})" if row.get("error") else ""
+    err.print(f"trial {row['trial']:>3} {row['state']:<8} {shown:>18}  {params}{why}",
+              markup=False, highlight=False)  # fmt: skip
+
+
+def leaderboard(summary: dict[str, Any], limit: int = 20) -> None:
+    """`trainer tune`: the trials ranked by the objective, the best config's path."""
+    rows = summary["leaderboard"]
+    keys = sorted({k for r in rows for k in r["params"]})
+    direction = "lower" if summary["direction"] == "minimize" else "higher"
+    table = Table(title=f"leaderboard: {summary['metric']} ({direction} is better)",
+                  title_justify="left")  # fmt: skip
+    for column in ("trial", "state", summary["metric"], *keys):
+        table.add_column(column, justify="left" if column == "state" else "right")
+    for r in rows[:limit]:
+        value = r["value"] if r["value"] is not None else r.get("last_reported")
+        shown = _fmt(value) + (f" ± {r['std']:.4f}" if r.get("std") is not None else "")
+        table.add_row(str(r["trial"]), r["state"], shown,
+                      *(_short(r["params"].get(k, "")) for k in keys))  # fmt: skip
+    out.print(table)
+    if len(rows) > limit:
+        out.print(f"... and {len(rows) - limit} more in leaderboard.csv", markup=False)
+    counts = ", ".join(f"{n} {state}" for state, n in summary["trials"].items())
+    out.print(f"trials: {counts}", markup=False)
+    if summary.get("best_config"):
+        out.print(f"best config: {summary['best_config']}  (trainer fit {summary['best_config']})",
+                  markup=False)  # fmt: skip
+    else:
+        warn("no trial completed, so there is no best config")
 
 
 def inspection(summary: dict[str, Any]) -> None:

@@ -1,0 +1,472 @@
+"""Hyperparameter search on Optuna: trials of ``engine.fit``, resumable, optionally k-fold.
+
+Each trial takes values from the search space (:mod:`trainer.space`), validates the
+resulting config, and trains it with :func:`trainer.engine.fit` into ``DIR/trials/NNN`` (or,
+with k folds, ``DIR/trials/NNN/fold-K``: the training pool is split by
+:func:`trainer.datasets.kfold.kfold_indices`, stratified for classification, each fold's
+preprocessing fitted on its own training part, the test split left as it is). The objective
+is an epoch-logged quantity (default ``val_loss``): its value at the epoch whose weights the
+run kept (the best one when early stopping restores it, else the last), averaged over folds.
+It is reported to Optuna every epoch, so the median pruner stops trials that fall behind.
+
+The study lives in ``DIR/study.db`` (SQLite) unless ``storage`` names a shared database
+URL. A search killed at any point resumes with the same command: finished trials are kept,
+a trial that was running is retried with the same values, and trials run until ``trials``
+have finished (completed, pruned, or failed for a reason the trial itself caused: invalid
+config, diverged loss). With the default storage the directory is locked, so every trial
+still marked running belongs to a process that died; with a shared one, Optuna's heartbeat
+finds dead processes' trials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from trainer import datasets, engine
+from trainer.config import to_yaml
+from trainer.errors import ConfigError, DivergedError, Interrupted, UsageError
+from trainer.registry import did_you_mean
+from trainer.space import Space, configure
+
+STUDY = "trainer-tune"
+HEARTBEAT_SECONDS = 60  # shared storage: a trial silent for GRACE_SECONDS is dead
+GRACE_SECONDS = 180
+HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "auc", "r2", "f1")
+
+
+@dataclass
+class Settings:
+    """What defines a search; a resumed search must have the same."""
+
+    config: Path
+    overrides: list[str]
+    space: Space
+    trials: int
+    metric: str = "val_loss"
+    direction: str = "auto"
+    sampler: str = "tpe"
+    folds: int = 0
+    prune: bool = True
+    storage: str | None = None
+    base: Any = field(default=None, repr=False)  # the resolved base Config
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "config": to_yaml(self.base),
+            "space": self.space.describe(),
+            "metric": self.metric,
+            "direction": self.direction,
+            "sampler": self.sampler,
+            "folds": self.folds,
+        }
+
+
+def resolve(settings: Settings) -> Settings:
+    """Check the objective and sampler settings before TensorFlow starts; fill in 'auto'."""
+    from trainer.config import load_config
+    from trainer.space import check_space
+
+    check_space(settings.space, settings.config, settings.overrides)
+    base = load_config(settings.config, settings.overrides)
+    if settings.trials < 1:
+        raise UsageError(f"--trials must be at least 1 (got {settings.trials})")
+    if settings.sampler not in ("grid", "random", "tpe"):
+        raise UsageError(
+            f"unknown sampler '{settings.sampler}'; "
+            f"{did_you_mean(settings.sampler, ['grid', 'random', 'tpe'])}"
+        )
+    if settings.folds == 1 or settings.folds < 0:
+        raise UsageError(
+            f"--folds must be 0 (no cross-validation) or at least 2 (got {settings.folds})"
+        )
+    logged = base.logged_names()
+    if settings.folds:  # every fold validates on its held-out part
+        logged = list(dict.fromkeys([*logged, *(f"val_{n}" for n in logged if "val_" not in n)]))
+    if settings.metric not in logged:
+        raise UsageError(
+            f"--metric '{settings.metric}' is not logged every epoch by this config; "
+            f"{did_you_mean(settings.metric, logged)}",
+            hint="the objective is an epoch-logged quantity such as val_loss or val_accuracy",
+        )
+    direction = settings.direction
+    if direction == "auto":
+        name = settings.metric.removeprefix("val_")
+        direction = "maximize" if name in HIGHER_IS_BETTER else "minimize"
+    if direction not in ("minimize", "maximize"):
+        raise UsageError(f"--direction must be auto, minimize or maximize (got '{direction}')")
+    if settings.sampler == "grid":
+        settings.space.grid()  # raises for a float range without a step
+    return replace(settings, direction=direction, base=base)
+
+
+def search(settings: Settings, root: Path, progress_factory: Callable, notify: Callable):
+    """Run (or resume) the search in ``root``; returns the study summary (``tune.json``)."""
+    import optuna
+
+    from trainer.checkpoint import RunLock
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # report.py tells of each trial
+    engine.check_writable(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with RunLock(root) if settings.storage is None else contextlib.nullcontext():
+        study = _open_study(settings, root)
+        _recover(study, settings, notify)
+        remaining = settings.trials - len(finished(study))
+        if remaining > 0:
+            study.optimize(
+                lambda trial: _objective(trial, settings, root, progress_factory),
+                n_trials=remaining,
+                callbacks=[_stop_at(settings.trials), lambda s, t: notify(row(settings, t))],
+                catch=(DivergedError,),  # a failed trial; the search goes on
+            )
+        return summarize(study, settings, root)
+
+
+def _open_study(settings: Settings, root: Path):
+    import optuna
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+    if settings.storage is None:
+        storage = RDBStorage(f"sqlite:///{(root / 'study.db').absolute()}")
+    else:
+        storage = RDBStorage(
+            settings.storage,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            failed_trial_callback=RetryFailedTrialCallback(),
+        )
+    done = 0
+    if STUDY in optuna.study.get_all_study_names(storage):
+        done = len(optuna.load_study(study_name=STUDY, storage=storage).trials)
+    seed = settings.base.seed + done  # a resumed sampler must not replay the first proposals
+    if settings.sampler == "grid":
+        sampler = optuna.samplers.GridSampler(settings.space.grid(), seed=seed)
+    elif settings.sampler == "random":
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        if settings.prune
+        else optuna.pruners.NopPruner()
+    )
+    study = optuna.create_study(
+        study_name=STUDY,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        direction=settings.direction,
+        load_if_exists=True,
+    )
+    identity = settings.identity()
+    saved = study.user_attrs.get("settings")
+    if saved is None:
+        study.set_user_attr("settings", identity)
+    elif saved != identity:
+        changed = sorted(k for k in identity if identity[k] != saved.get(k))
+        raise UsageError(
+            f"the search stored in {settings.storage or root / 'study.db'} was started with "
+            f"different settings: {', '.join(changed)} changed",
+            hint="resume with the same config, space, metric, direction, sampler and folds, "
+            "or start a new search in another --run-dir",
+        )
+    return study
+
+
+def _recover(study, settings: Settings, notify: Callable) -> None:
+    """With the directory locked, every running trial was left by a killed process: retry it."""
+    from optuna.trial import TrialState
+
+    if settings.storage is not None:
+        return  # the heartbeat does this for shared storage
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(trial.number, state=TrialState.FAIL)
+        if trial.params:
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        notify({"note": f"trial {trial.number} was interrupted; retrying its values"})
+
+
+def finished(study) -> list:
+    """Trials that count towards the total: complete, pruned, or failed by their own doing."""
+    from optuna.trial import TrialState
+
+    return [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        or (t.state == TrialState.FAIL and "error" in t.user_attrs)
+    ]
+
+
+def _stop_at(total: int):
+    def callback(study, trial) -> None:
+        if len(finished(study)) >= total:
+            study.stop()
+
+    return callback
+
+
+def _objective(trial, settings: Settings, root: Path, progress_factory: Callable) -> float:
+    import optuna
+
+    values = {d.key: d.suggest(trial) for d in settings.space.dimensions}
+    folder = root / "trials" / f"{trial.number:03d}"
+    trial.set_user_attr("run_dir", str(folder))
+    try:
+        cfg = configure(
+            settings.config,
+            settings.overrides,
+            values,
+            name=f"{settings.base.name}-trial-{trial.number:03d}",
+        )
+    except ConfigError as error:  # values valid one by one, not together
+        trial.set_user_attr("error", f"invalid config: {error}")
+        raise optuna.TrialPruned() from None  # not a result: TPE must not learn from it
+    engine.select_device(cfg.training)  # before Keras is imported: it picks the backend
+    import keras
+
+    if keras.backend.backend() == "tensorflow":  # each trial's new model retraces: expected
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
+    try:
+        if not settings.folds:
+            keras.backend.clear_session()
+            return _fit(trial, cfg, folder, settings, progress_factory, 0, None)
+        scores = []
+        for k, data in enumerate(fold_data(cfg, settings.folds)):
+            keras.backend.clear_session()
+            run = folder / f"fold-{k + 1}"
+            scores.append(_fit(trial, cfg, run, settings, progress_factory, k, data))
+        import numpy as np
+
+        trial.set_user_attr("fold_values", scores)
+        trial.set_user_attr("std", float(np.std(scores)))
+        return float(np.mean(scores))
+    except DivergedError as error:
+        trial.set_user_attr("error", f"diverged: {error.message}")
+        raise
+    except Interrupted:
+        raise  # no "error": the trial is retried when the search resumes
+
+
+def _fit(trial, cfg, run_dir: Path, settings: Settings, progress_factory, fold: int, data):
+    progress = TrialProgress(progress_factory(), trial, settings.metric, fold * cfg.training.epochs)
+    result = engine.fit(cfg, run_dir, progress, data=data)
+    return objective_value(run_dir, result, settings.metric, cfg)
+
+
+def objective_value(run_dir: Path, result: engine.FitResult, metric: str, cfg) -> float:
+    """The metric at the epoch whose weights the run kept (best, if early stopping restored)."""
+    with open(run_dir / "history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    best = result.training.get("best_epoch")
+    restored = cfg.early_stopping is not None and cfg.early_stopping.restore_best_weights
+    chosen = rows[best - 1] if restored and best else rows[-1]
+    return float(chosen[metric])
+
+
+class TrialProgress:
+    """Forwards training progress and reports the objective to Optuna after every epoch."""
+
+    def __init__(self, inner, trial, metric: str, offset: int) -> None:
+        self.inner, self.trial, self.metric, self.offset = inner, trial, metric, offset
+
+    def stage(self, text: str) -> None:
+        self.inner.stage(text)
+
+    def start(self, epochs: int, steps_per_epoch: int) -> None:
+        self.inner.start(epochs, steps_per_epoch)
+
+    def step(self, step: int) -> None:
+        self.inner.step(step)
+
+    def epoch(self, epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> None:
+        import optuna
+
+        self.inner.epoch(epoch, epochs, logs, seconds)
+        if os.environ.get("TRAINER_TUNE_FAULT") == f"sigkill@{self.trial.number}":
+            os.kill(os.getpid(), signal.SIGKILL)  # test hook: a machine dying mid-trial
+        value = logs.get(self.metric)
+        if value is None:
+            return
+        self.trial.report(float(value), self.offset + epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}: {self.metric} {value:.4g}")
+
+    def finish(self) -> None:
+        self.inner.finish()
+
+
+def fold_data(cfg, k: int) -> list[datasets.Dataset]:
+    """``k`` datasets, one per fold of the training pool; the test split as in a plain fit."""
+    from trainer.datasets.kfold import kfold_indices
+
+    params, seed = cfg.dataset, cfg.seed
+    raw = datasets.read_raw(params, seed)
+    limit = params.limit
+    x, y = raw.x_train[:limit], raw.y_train[:limit]
+    if raw.x_val is not None:  # a named validation file joins the pool the folds divide
+        import numpy as np
+
+        x = np.concatenate([x, raw.x_val[:limit]])
+        y = np.concatenate([y, raw.y_val[:limit]])
+    if raw.x_test is None:
+        x, x_test, y, y_test = datasets._split(
+            x, y, params.test_split, seed, raw.task, "test", list(raw.class_names)
+        )
+    else:
+        x_test, y_test = raw.x_test[:limit], raw.y_test[:limit]
+    unlimited = params.model_copy(update={"limit": None})
+    folds = []
+    for train, held_out in kfold_indices(y, k, seed, stratified=raw.task != "regression"):
+        part = replace(
+            raw,
+            x_train=x[train],
+            y_train=y[train],
+            x_val=x[held_out],
+            y_val=y[held_out],
+            x_test=x_test,
+            y_test=y_test,
+        )
+        folds.append(datasets.prepare(part, unlimited, seed))
+    return folds
+
+
+def row(settings: Settings, trial) -> dict[str, Any]:
+    """One leaderboard row."""
+    attrs, reported = trial.user_attrs, trial.intermediate_values
+    state = trial.state.name.lower()
+    return {
+        "trial": trial.number,
+        "state": "failed" if attrs.get("error") else "interrupted" if state == "fail" else state,
+        "value": trial.value,
+        "std": attrs.get("std"),
+        "last_reported": reported[max(reported)] if reported else None,
+        "epochs": len(reported),
+        "params": settings.space.decode(trial.params),
+        "error": attrs.get("error"),
+        "run_dir": attrs.get("run_dir"),
+    }
+
+
+def summarize(study, settings: Settings, root: Path) -> dict[str, Any]:
+    """Write ``leaderboard.csv``, ``best.yaml``, ``search.png`` and ``tune.json``."""
+    from optuna.trial import TrialState
+
+    rows = [
+        row(settings, t) for t in study.get_trials(deepcopy=False) if t.state != TrialState.RUNNING
+    ]
+    sign = 1 if settings.direction == "minimize" else -1
+    order = {"complete": 0, "pruned": 1, "failed": 2, "interrupted": 3}
+    rows.sort(
+        key=lambda r: (
+            order.get(r["state"], 3),
+            sign * r["value"] if r["value"] is not None else 0,
+            r["trial"],
+        )
+    )
+    _write_leaderboard(rows, root / "leaderboard.csv")
+    complete = [r for r in rows if r["state"] == "complete"]
+    best = complete[0] if complete else None
+    if best is not None:
+        cfg = configure(
+            settings.config, settings.overrides, best["params"], name=f"{settings.base.name}-best"
+        )
+        text = (
+            f"# best of {len(complete)} completed trials: trial {best['trial']}, "
+            f"{settings.metric} {best['value']:.6g}\n" + to_yaml(cfg)
+        )
+        engine.write_text(root / "best.yaml", text)
+    _plot(rows, settings, root / "search.png")
+    summary = {
+        "metric": settings.metric,
+        "direction": settings.direction,
+        "sampler": settings.sampler,
+        "folds": settings.folds,
+        "trials": {
+            state: sum(r["state"] == state for r in rows)
+            for state in ("complete", "pruned", "failed", "interrupted")
+        },
+        "best": best,
+        "best_config": str(root / "best.yaml") if best else None,
+        "leaderboard": rows,
+    }
+    engine.write_json(root / "tune.json", summary)
+    return summary
+
+
+def _write_leaderboard(rows: list[dict[str, Any]], path: Path) -> None:
+    keys = sorted({k for r in rows for k in r["params"]})
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["trial", "state", "value", "std", "epochs", *keys, "run_dir", "error"])
+    for r in rows:
+        writer.writerow(
+            [
+                r["trial"],
+                r["state"],
+                r["value"],
+                r["std"],
+                r["epochs"],
+                *(r["params"].get(k) for k in keys),
+                r["run_dir"],
+                r["error"],
+            ]
+        )
+    engine.write_text(path, table.getvalue())
+
+
+def _plot(rows: list[dict[str, Any]], settings: Settings, path: Path) -> None:
+    """The objective of each trial in order, the best so far as a line."""
+    from trainer.plotting import figure, save
+
+    fig, axes = figure()
+    complete = sorted((r for r in rows if r["state"] == "complete"), key=lambda r: r["trial"])
+    if complete:
+        numbers = [r["trial"] for r in complete]
+        values = [r["value"] for r in complete]
+        errors = [r["std"] or 0.0 for r in complete]
+        axes.errorbar(
+            numbers,
+            values,
+            yerr=errors if settings.folds else None,
+            fmt="o",
+            color="C0",
+            label="completed trial",
+        )
+        best, running = [], None
+        for value in values:
+            better = running is None or (
+                value < running if settings.direction == "minimize" else value > running
+            )
+            running = value if better else running
+            best.append(running)
+        axes.step(numbers, best, where="post", color="C2", label="best so far")
+    pruned = [r for r in rows if r["state"] == "pruned"]
+    if pruned:
+        axes.scatter(
+            [r["trial"] for r in pruned],
+            [r["last_reported"] for r in pruned],
+            marker="x",
+            color="C3",
+            label="pruned (last reported)",
+        )
+    axes.set_xlabel("trial")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.set_ylabel(f"{settings.metric} ({settings.direction}d)")
+    axes.set_title(
+        f"search: {settings.sampler}, {len(rows)} trials"
+        + (f", {settings.folds}-fold mean ± std" if settings.folds else "")
+    )
+    if complete or pruned:
+        axes.legend()
+    save(fig, path)
