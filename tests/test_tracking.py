@@ -189,6 +189,16 @@ def test_tensorboard_can_be_turned_off(tmp_path):
     assert Tracker(cfg, tmp_path / "run", resume=False).start(model=None) == []
 
 
+def test_only_the_chief_of_a_distributed_run_tracks(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**CONFIG, "tracking": {"mlflow": "sqlite:///never.db"}}))
+    from trainer.tracking import Tracker
+
+    worker = Tracker(load_config(path), tmp_path / "run", resume=False, chief=False)
+    assert worker.mlflow is None and worker.start(model=None) == []
+    assert not (Path.cwd() / "never.db").exists()
+
+
 def test_mlflow_shorthand_and_unknown_keys(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({**CONFIG, "tracking": {"mlflow": "sqlite:///x.db"}}))

@@ -97,20 +97,23 @@ class Tracker:
 
     Created before the run directory is locked, so a wrong MLflow URI fails before
     anything is written. ``with tracker:`` around training marks the MLflow run killed or
-    failed when training raises, and closes the TensorBoard writers.
+    failed when training raises, and closes the TensorBoard writers. Only the chief of a
+    distributed run (``chief``) tracks: the others would log the same run again.
     """
 
     def __init__(self, cfg: Config, run_dir: Path, resume: bool,
-                 warn: Callable[[str], None] = lambda text: None) -> None:  # fmt: skip
+                 warn: Callable[[str], None] = lambda text: None,
+                 chief: bool = True) -> None:  # fmt: skip
         self.cfg, self.run_dir, self.resume, self.warn = cfg, run_dir, resume, warn
-        self.board: Any = None
-        self.mlflow = MlflowRun(cfg, run_dir) if cfg.tracking.mlflow is not None else None
+        self.chief, self.board = chief, None
+        wanted = chief and cfg.tracking.mlflow is not None
+        self.mlflow = MlflowRun(cfg, run_dir) if wanted else None
 
     def start(self, model) -> list:
         """The callbacks for ``fit``; opens (or, on resume, reopens) the MLflow run."""
         callbacks = []
         settings = self.cfg.tracking.tensorboard
-        if settings.enabled:
+        if settings.enabled and self.chief:
             if importlib.util.find_spec("tensorflow") is None:
                 self.warn("warning: no TensorBoard logs: they are written with TensorFlow's "
                           "summary writer, and TensorFlow is not installed")  # fmt: skip
