@@ -102,6 +102,17 @@ def test_compare_shows_differing_values_and_metrics_side_by_side(runs_root):
     assert result["status"] == ["complete", "complete"]
 
 
+def test_compare_marks_the_best_run_per_metric_in_its_direction(runs_root):
+    result = compare([runs_root / "a-early", runs_root / "b-late", runs_root / "c-cut"])
+    assert result["best"]["accuracy"] == 1  # higher is better
+    assert result["best"]["loss"] == 1  # lower is better
+    gan = make_run(runs_root, "gan", "2026-11-22T14:00:00")
+    (gan / "metrics.json").write_text(json.dumps({"test": {"d_loss": 0.6, "loss": 0.2}}))
+    other = compare([runs_root / "a-early", gan])
+    assert other["best"]["d_loss"] is None  # no direction, no best
+    assert other["best"]["loss"] == 0
+
+
 def test_compare_command_prints_both_tables_with_the_best_marked(runs_root):
     args = ["runs", "compare", str(runs_root / "a-early"), str(runs_root / "b-late")]
     result = runner.invoke(app, args)

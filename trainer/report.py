@@ -302,8 +302,6 @@ def runs_table(runs: list[dict[str, Any]], root: Any) -> None:
 
 def runs_comparison(comparison: dict[str, Any]) -> None:
     """`trainer runs compare`: differing config values, then test metrics; best in bold."""
-    from trainer.evaluation import HIGHER_IS_BETTER
-
     names = comparison["runs"]
     config = Table(title="config values that differ", title_justify="left")
     config.add_column("key")
@@ -320,10 +318,9 @@ def runs_comparison(comparison: dict[str, Any]) -> None:
     for name in names:
         metrics.add_column(name, justify="right")
     for metric, values in comparison["metrics"].items():
-        known = [v for v in values if isinstance(v, int | float)]
-        best = (max if metric in HIGHER_IS_BETTER else min)(known) if len(known) > 1 else None
-        metrics.add_row(metric, *(f"[bold]{_fmt(v)}[/]" if v == best else _fmt(v)
-                                  for v in values))  # fmt: skip
+        best = comparison["best"].get(metric)
+        metrics.add_row(metric, *(f"[bold]{_fmt(v)}[/]" if i == best else _fmt(v)
+                                  for i, v in enumerate(values)))  # fmt: skip
     for label in ("status", "verdict"):
         metrics.add_row(label, *(str(v or "") for v in comparison[label]), style="dim")
     out.print(metrics)

@@ -62,6 +62,11 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 # -- listing and comparing finished runs (`trainer runs list`, `trainer runs compare`) ------
 KEY_METRICS = ("accuracy", "r2", "mse", "frechet_distance", "elbo", "loss")
+# Which way is better, for marking the best run; metrics in neither (a GAN's losses, its
+# discriminator's accuracy) have no best.
+HIGHER = {"accuracy", "precision", "recall", "f1", "auc", "r2", "elbo"}
+LOWER = {"loss", "mse", "mae", "rmse", "frechet_distance", "reconstruction_loss",
+         "reconstruction_mse"}  # fmt: skip
 
 
 def summarize(run_dir: Path) -> dict[str, Any]:
@@ -136,8 +141,17 @@ def compare(run_dirs: list[Path]) -> dict[str, Any]:
         "status": [s["status"] for s in summaries],
         "config": differing,
         "metrics": {name: [test.get(name) for test in tests] for name in names},
+        "best": {name: _best(name, [test.get(name) for test in tests]) for name in names},
         "verdict": [s["verdict"] for s in summaries],
     }
+
+
+def _best(metric: str, values: list[Any]) -> int | None:
+    """The index of the best run on ``metric`` (None: no direction, or fewer than two)."""
+    known = [(v, i) for i, v in enumerate(values) if isinstance(v, int | float)]
+    if len(known) < 2 or metric not in HIGHER | LOWER:
+        return None
+    return (max if metric in HIGHER else min)(known)[1]
 
 
 def _resolved_config(run_dir: Path) -> dict[str, Any]:
