@@ -150,6 +150,15 @@ def test_fit_saves_and_prints_the_diagnosis(tracked):
     assert "diagnosis" not in json.loads((run / "metrics.json").read_text())  # eval's object
 
 
+def test_resuming_a_complete_run_shows_its_saved_diagnosis(tracked):
+    _, run, _ = tracked
+    result = runner.invoke(app, ["fit", "--resume", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "complete; nothing to do" in result.output
+    verdict = json.loads((run / "diagnosis.json").read_text())["verdict"]
+    assert f"diagnosis: {verdict.replace('fitting', '-fitting')}" in result.stdout
+
+
 def test_interrupted_then_resumed_run_logs_each_epoch_once(tmp_path):
     """SIGTERM in epoch 2, then --resume: TensorBoard and MLflow hold epochs 0, 1, 2 once."""
     (tmp_path / "store").mkdir()

@@ -159,6 +159,8 @@ def fit(
             report.note(f"run '{target}' is complete; nothing to do")
             metrics = json.loads((target / "metrics.json").read_text())
             _show(metrics, cfg.name, json_output)
+            if (target / "diagnosis.json").is_file() and not json_output:
+                report.diagnosis(json.loads((target / "diagnosis.json").read_text()))
             _gate(metrics, under, over)
             return
         result = engine.fit(cfg, target, report.progress(), resume=True,
