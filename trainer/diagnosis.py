@@ -144,6 +144,13 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _smooth(values: list[float], window: int) -> list[float]:
+    """Centred moving mean (shorter at the ends)."""
+    half = window // 2
+    return [sum(part) / len(part) for i in range(len(values))
+            if (part := values[max(0, i - half) : i + half + 1])]  # fmt: skip
+
+
 def _argmin(values: list[float]) -> int:
     return min(range(len(values)), key=values.__getitem__)
 
@@ -167,10 +174,16 @@ def check_diverged(h: History) -> Finding | None:
 
 
 def check_overfitting(h: History) -> Finding | None:
-    """Validation loss rising for epochs after its best while training loss keeps falling."""
-    loss, val = h.get("loss"), h.get("val_loss")
-    if loss is None or val is None or len(val) < OVERFIT_MIN_EPOCHS + 2:
+    """Validation loss rising for epochs after its best while training loss keeps falling.
+
+    The validation loss is smoothed first (a centred mean over a few epochs), so one lucky
+    or unlucky epoch on a small validation split neither makes nor hides the trend.
+    """
+    loss, raw = h.get("loss"), h.get("val_loss")
+    if loss is None or raw is None or len(raw) < OVERFIT_MIN_EPOCHS + 2:
         return None
+    window = 1 if len(raw) < 8 else 3 if len(raw) < 30 else 5
+    val = _smooth(raw, window)
     best = _argmin(val)
     after = val[best + 1 :]
     if len(after) < OVERFIT_MIN_EPOCHS:
@@ -180,9 +193,10 @@ def check_overfitting(h: History) -> Finding | None:
     falling = loss[-1] < loss[best] * (1 - TRAIN_STILL_FALLING)
     if rise <= OVERFIT_RISE or not trend or not falling:
         return None
+    averaged = f" ({window}-epoch means)" if window > 1 else ""
     message = (f"over-fitting from epoch {best + 2}: validation loss rose from "
-               f"{_fmt(val[best])} (epoch {best + 1}, its best) to {_fmt(val[-1])} while "
-               f"training loss fell from {_fmt(loss[best])} to {_fmt(loss[-1])}")  # fmt: skip
+               f"{_fmt(val[best])} (epoch {best + 1}, its best) to {_fmt(val[-1])}{averaged} "
+               f"while training loss fell from {_fmt(loss[best])} to {_fmt(loss[-1])}")  # fmt: skip
     steps = []
     dropout, l2 = h.setting("regularization.dropout", 0.0), h.setting("regularization.l2", 0.0)
     if h.cfg is None or "dropout" in _applies(h):
@@ -194,7 +208,7 @@ def check_overfitting(h: History) -> Finding | None:
                      "restore_best_weights: true}" + f" (it would keep epoch {best + 1}'s "
                      "weights)")  # fmt: skip
     elif stopping.restore_best_weights and stopping.monitor == "val_loss":
-        message += f"; early stopping kept epoch {best + 1}'s weights"
+        message += f"; early stopping kept epoch {_argmin(raw) + 1}'s weights"
     steps.append("more training data, or augmentation for images (model.augmentation)")
     return Finding("overfitting", message, steps, best + 2)
 
