@@ -209,3 +209,26 @@ DIGITS_RUN = rows(loss=DIGITS_LOSS.split(), val_loss=DIGITS_VAL_LOSS.split())
 
 def test_a_noisy_validation_loss_after_convergence_is_not_overfitting():
     assert diagnose(DIGITS_RUN)["verdict"] == "healthy"
+
+
+# A 256-256 MLP on 210 digits, no regularization, 40 epochs: the training loss falls to
+# 0.0003 while the validation loss stalls near 0.10 from about epoch 15.
+MEMORIZING_LOSS = (
+    "1.79 0.547 0.212 0.0885 0.0819 0.0289 0.0176 0.00865 0.00533 0.0038 0.00296 0.00259 "
+    "0.00224 0.00197 0.00181 0.00161 0.00149 0.00134 0.00126 0.00115 0.00106 0.000966 0.000909 "
+    "0.000844 0.0008 0.00074 0.000697 0.000658 0.000616 0.000589 0.000575 0.000519 0.000484 "
+    "0.000462 0.000441 0.000418 0.000397 0.000378 0.000361 0.000345 "
+)
+MEMORIZING_VAL_LOSS = (
+    "0.998 0.448 0.29 0.154 0.263 0.147 0.125 0.132 0.108 0.11 0.111 0.11 0.11 0.104 0.103 "
+    "0.105 0.106 0.106 0.108 0.1 0.099 0.103 0.105 0.105 0.106 0.103 0.102 0.105 0.103 0.101 "
+    "0.099 0.101 0.104 0.104 0.103 0.103 0.104 0.104 0.103 0.103 "
+)
+
+
+def test_a_stalled_validation_loss_far_above_a_falling_training_loss_is_overfitting():
+    history = rows(loss=MEMORIZING_LOSS.split(), val_loss=MEMORIZING_VAL_LOSS.split())
+    result = diagnose(history)
+    assert result["verdict"] == "overfitting", result["summary"]
+    assert "memorizing" in result["summary"] and "300 times below it" in result["summary"]
+    assert "regularization.dropout: 0.2" in result["suggestions"][0]

@@ -24,6 +24,8 @@ DIVERGE_FACTOR = 2.0  # a final training loss this many times its best, and risi
 OVERFIT_RISE = 0.05  # validation loss 5% above its best is past the epoch-to-epoch noise
 OVERFIT_MIN_EPOCHS = 2  # one bad epoch after the best is noise; two rising ones are a trend
 TRAIN_STILL_FALLING = 0.01  # training loss 1% lower than at the validation best
+MEMORIZE_FALL = 0.25  # training loss a quarter lower since validation stopped improving...
+GAP_RATIO = 5.0  # ...and validation loss 5 times the training loss: memorizing, not learning
 PLATEAU_TOLERANCE = 0.01  # less than 1% better over the window counts as no progress
 IMPROVING_RATE = 0.01  # still falling by more than 1% an epoch at the end
 BASELINE_CLOSURE = 0.2  # closing less than a fifth of the gap to perfect is "barely learned"
@@ -174,7 +176,7 @@ def check_diverged(h: History) -> Finding | None:
 
 
 def check_overfitting(h: History) -> Finding | None:
-    """Validation loss rising for epochs after its best while training loss keeps falling.
+    """Validation loss rising after its best, or stalled far above a still-falling training loss.
 
     The validation loss is smoothed first (a centred mean over a few epochs), so one lucky
     or unlucky epoch on a small validation split neither makes nor hides the trend.
@@ -184,19 +186,10 @@ def check_overfitting(h: History) -> Finding | None:
         return None
     window = 1 if len(raw) < 8 else 3 if len(raw) < 30 else 5
     val = _smooth(raw, window)
-    best = _argmin(val)
-    after = val[best + 1 :]
-    if len(after) < OVERFIT_MIN_EPOCHS:
+    found = _rising(loss, val, window) or _memorizing(loss, val)
+    if found is None:
         return None
-    rise = (val[-1] - val[best]) / abs(val[best] or 1.0)
-    trend = sum(after) / len(after) > val[best] * (1 + OVERFIT_RISE / 2)
-    falling = loss[-1] < loss[best] * (1 - TRAIN_STILL_FALLING)
-    if rise <= OVERFIT_RISE or not trend or not falling:
-        return None
-    averaged = f" ({window}-epoch means)" if window > 1 else ""
-    message = (f"over-fitting from epoch {best + 2}: validation loss rose from "
-               f"{_fmt(val[best])} (epoch {best + 1}, its best) to {_fmt(val[-1])}{averaged} "
-               f"while training loss fell from {_fmt(loss[best])} to {_fmt(loss[-1])}")  # fmt: skip
+    best, message = found
     steps = []
     dropout, l2 = h.setting("regularization.dropout", 0.0), h.setting("regularization.l2", 0.0)
     if h.cfg is None or "dropout" in _applies(h):
@@ -211,6 +204,39 @@ def check_overfitting(h: History) -> Finding | None:
         message += f"; early stopping kept epoch {_argmin(raw) + 1}'s weights"
     steps.append("more training data, or augmentation for images (model.augmentation)")
     return Finding("overfitting", message, steps, best + 2)
+
+
+def _rising(loss: list[float], val: list[float], window: int) -> tuple[int, str] | None:
+    """Validation loss clearly above its best for epochs while training loss still falls."""
+    best = _argmin(val)
+    after = val[best + 1 :]
+    if len(after) < OVERFIT_MIN_EPOCHS:
+        return None
+    rise = (val[-1] - val[best]) / abs(val[best] or 1.0)
+    trend = sum(after) / len(after) > val[best] * (1 + OVERFIT_RISE / 2)
+    falling = loss[-1] < loss[best] * (1 - TRAIN_STILL_FALLING)
+    if rise <= OVERFIT_RISE or not trend or not falling:
+        return None
+    averaged = f" ({window}-epoch means)" if window > 1 else ""
+    return best, (f"over-fitting from epoch {best + 2}: validation loss rose from "
+                  f"{_fmt(val[best])} (epoch {best + 1}, its best) to {_fmt(val[-1])}{averaged} "
+                  f"while training loss fell from {_fmt(loss[best])} to "
+                  f"{_fmt(loss[-1])}")  # fmt: skip
+
+
+def _memorizing(loss: list[float], val: list[float]) -> tuple[int, str] | None:
+    """Validation loss stalled for the last quarter while training loss fell far below it."""
+    stalled = _plateau_start(val)
+    if stalled is None:
+        return None
+    fell = loss[-1] < loss[stalled] * (1 - MEMORIZE_FALL)
+    if not fell or val[-1] < GAP_RATIO * loss[-1]:
+        return None
+    return stalled, (f"over-fitting from epoch {stalled + 2}: validation loss stopped "
+                     f"improving at epoch {stalled + 1} (about {_fmt(val[-1])}) while training "
+                     f"loss kept falling, from {_fmt(loss[stalled])} to {_fmt(loss[-1])}, "
+                     f"{val[-1] / loss[-1]:.0f} times below it: the model is memorizing the "
+                     "training set")  # fmt: skip
 
 
 def check_underfitting(h: History) -> Finding | None:
