@@ -144,6 +144,27 @@ def test_underfitting_against_the_family_reference(tmp_path):
     assert stated["verdict"] != "underfitting"
 
 
+def test_the_reference_is_compared_with_validation_when_there_is_one(tmp_path):
+    """Dropout and augmentation lower training accuracy; validation is measured like the test."""
+    cfg = config(tmp_path, training={"epochs": 5})
+    regularized = rows(
+        loss=decaying(1.5, 0.8, 5),
+        val_loss=decaying(1.4, 0.8, 5),
+        accuracy=[0.6, 0.7, 0.8, 0.84, 0.85],
+        val_accuracy=[0.8, 0.9, 0.95, 0.97, 0.965],
+    )
+    assert diagnose(regularized, cfg=cfg)["verdict"] != "underfitting"
+    short = rows(
+        loss=decaying(1.5, 0.8, 5),
+        val_loss=decaying(1.4, 0.8, 5),
+        accuracy=[0.6, 0.7, 0.8, 0.84, 0.99],
+        val_accuracy=[0.5, 0.6, 0.7, 0.8, 0.8],
+    )
+    result = diagnose(short, cfg=cfg)
+    assert result["verdict"] == "underfitting"
+    assert "best validation accuracy (0.8)" in result["summary"]
+
+
 def test_regression_underfitting_uses_the_error_not_accuracy():
     history = rows(loss=[1.0, 0.97, 0.96, 0.96, 0.95], mse=[1.0, 0.97, 0.96, 0.96, 0.95])
     metrics = {"baseline": {"name": "training mean", "test": {"loss": 1.0, "mse": 1.0}}}
