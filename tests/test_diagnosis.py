@@ -253,3 +253,12 @@ def test_a_stalled_validation_loss_far_above_a_falling_training_loss_is_overfitt
     assert result["verdict"] == "overfitting", result["summary"]
     assert "memorizing" in result["summary"] and "300 times below it" in result["summary"]
     assert "regularization.dropout: 0.2" in result["suggestions"][0]
+
+
+def test_without_validation_it_says_over_fitting_cannot_be_seen():
+    result = diagnose(rows(loss=[1.0, 0.6, 0.5, 0.45, 0.44]))
+    assert result["verdict"] == "healthy"
+    assert "validation and training" not in result["summary"]
+    assert "over-fitting cannot be seen" in result["summary"]
+    assert "a validation split: dataset.validation_split: 0.1" in result["suggestions"]
+    assert "cannot be seen" not in diagnose(HEALTHY, BASELINE)["summary"]

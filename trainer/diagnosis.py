@@ -105,12 +105,17 @@ def diagnose(
     if verdict == "underfitting" and "plateau" in kinds:
         findings = [f for f in findings if f.kind != "plateau"]  # one story: it learned little
     lead = next((f for f in findings if f.kind == verdict), None)
-    summary = lead.message if lead else (
-        "healthy: training and validation loss fell together, with no sign of over-fitting "
-        "or under-fitting")  # fmt: skip
+    summary = lead.message if lead else _healthy(history)
     if verdict == "healthy" and findings:
         summary += "; " + "; ".join(f.message for f in findings)
     return _result(verdict, len(history), findings, summary)
+
+
+def _healthy(history: History) -> str:
+    if "val_loss" in history.columns:
+        return ("healthy: training and validation loss fell together, with no sign of "
+                "over-fitting or under-fitting")  # fmt: skip
+    return "healthy: the training loss fell, with no sign of under-fitting"
 
 
 def _result(verdict: str, epochs: int, findings: list[Finding], summary: str) -> dict[str, Any]:
@@ -290,12 +295,21 @@ def check_still_improving(h: History) -> Finding | None:
     return Finding("still_improving", message, [more])
 
 
+def check_validated(h: History) -> Finding | None:
+    """Without a validation split, over-fitting cannot be seen: say so."""
+    if "val_loss" in h.columns:
+        return None
+    return Finding("no_validation", "without a validation split over-fitting cannot be seen",
+                   ["a validation split: dataset.validation_split: 0.1"])  # fmt: skip
+
+
 RULES: list[Callable[[History], Finding | None]] = [
     check_diverged,
     check_overfitting,
     check_underfitting,
     check_plateau,
     check_still_improving,
+    check_validated,
 ]
 
 
