@@ -214,9 +214,9 @@ class Cluster:
         return [found[name] for name in self.devices]
 
     def _connect(self) -> None:
+        rendezvous(self)  # before JAX starts: its own wait aborts the process on a timeout
         import jax
 
-        rendezvous(self)
         jax.distributed.initialize(
             self.coordinator,
             self.processes,

@@ -258,6 +258,12 @@ class Loop:
                         variable.assign(value)
                     loop.position.metric_values = None
 
+            def save_mid_epoch(self):
+                # Reading the callback's ``model`` makes Keras's JAX trainer write the epoch's
+                # state back into the variables (it keeps it apart between epoch ends).
+                loop.model = self.model
+                loop.save(loop.epoch, loop.position.step)
+
             def on_train_batch_end(self, batch, logs=None):
                 position = loop.position
                 before = position.global_step
@@ -273,12 +279,12 @@ class Loop:
                 if loop.fault is not None:
                     loop.fault("step", before, position.global_step, self.model)
                 if loop.guard.received is not None:
-                    loop.save(loop.epoch, position.step)
+                    self.save_mid_epoch()
                     self.model.stop_training = True
                     return
                 crossed = every and position.global_step // every > before // every
                 if crossed and position.step < loop.steps:  # epoch ends checkpoint anyway
-                    loop.save(loop.epoch, position.step)
+                    self.save_mid_epoch()
 
             def on_epoch_end(self, epoch, logs=None):
                 if self.model.stop_training:  # interrupted or diverged: not a finished epoch

@@ -1,0 +1,505 @@
+"""training.distribution: mirrored and multi_host runs end where one device ends.
+
+Real processes on tiny data: 128 training digits, a global batch of 32 (4 steps an epoch), 2
+epochs, a checkpoint every 2 steps. The runs on several devices or processes are compared
+with one device on the same global batch, weight by weight. multi_host workers and the
+rendezvous run inside a loopback-only network namespace (``unshare -n``), because JAX's
+coordinator and gloo listen on every interface; without namespaces those tests are skipped.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from trainer.config import load_config
+from trainer.distribution import Cluster, ReplicatedBatches, resolve
+from trainer.errors import ConfigError, UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+PORT = 12355  # inside a private network namespace: no other test can hold it
+CONFIG = {
+    "name": "dist",
+    "seed": 3,
+    "dataset": {"type": "digits", "limit": 160, "validation_split": 0.2},
+    "model": {"type": "fnn", "units": [16]},
+    "optimizer": {"type": "sgd", "learning_rate": 0.05},
+    "training": {"epochs": 2, "batch_size": 32, "device": "cpu", "steps_per_execution": 1},
+    "checkpoint": {"every_steps": 2},
+}
+MULTI_HOST = "training.distribution={type: multi_host, timeout: 20}"
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
+    for name in ("TRAINER_FAULT", "TF_CONFIG", "SLURM_NTASKS", "SLURM_PROCID", "XLA_FLAGS"):
+        if name not in extra:
+            env.pop(name, None)
+    return env
+
+
+def final_weights(run: Path) -> dict[str, np.ndarray]:
+    latest = (run / "checkpoints" / "latest").read_text().strip()
+    with np.load(run / "checkpoints" / latest / "state.npz") as archive:
+        return {k: archive[k] for k in archive.files if k.startswith("model/")}
+
+
+def assert_same_weights(run: Path, reference: Path) -> None:
+    ours, theirs = final_weights(run), final_weights(reference)
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def distribution_of(run: Path) -> dict:
+    return json.loads((run / "environment.json").read_text())["distribution"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """One directory for the session, shared by pytest-xdist's workers (the reference runs
+    are made once, under a lock)."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "distribution"
+    root.mkdir(exist_ok=True)
+    (root / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    return root
+
+
+def fresh(workspace: Path, name: str) -> Path:
+    where = workspace / name
+    shutil.rmtree(where, ignore_errors=True)
+    (where / "tmp").mkdir(parents=True)  # TMPDIR of the workers: process 1's scratch copy
+    shutil.copy(workspace / "config.yaml", where)
+    return where
+
+
+# -- one process, several devices ------------------------------------------------------------
+TWO_RUNS = """
+import sys
+{setup}
+from trainer.cli import app
+for run, extra in (("one", []), ("two", ["--set", {mirrored!r}])):
+    try:
+        app(["fit", "config.yaml", "--run-dir", run, *extra])
+    except SystemExit as exit:
+        if exit.code:
+            raise
+"""
+TWO_LOGICAL_CPUS = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
+
+
+def two_runs(workspace: Path, prefix: str, setup: str, mirrored: str, **env: str) -> None:
+    """A one-device run ('one') and a mirrored run ('two') in one process, in ``prefix/``."""
+    with open(workspace / f".{prefix}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another xdist worker may be making them
+        if (workspace / prefix / "two" / "metrics.json").is_file():
+            return
+        where = fresh(workspace, prefix)
+        script = TWO_RUNS.format(setup=setup, mirrored=mirrored)
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=where,
+            env=environment(**env),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def jax_runs(workspace: Path) -> Path:
+    """JAX on two host devices: the one-device reference ('one') and DataParallel ('two')."""
+    two_runs(
+        workspace,
+        "jax",
+        "",
+        "training.distribution=mirrored",
+        KERAS_BACKEND="jax",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
+    return workspace / "jax"
+
+
+def test_mirrored_tensorflow_two_logical_cpus_matches_one_device(workspace):
+    mirrored = "training.distribution={type: mirrored, devices: [cpu:0, cpu:1]}"
+    two_runs(workspace, "tf", TWO_LOGICAL_CPUS, mirrored, KERAS_BACKEND="tensorflow")
+    runs = workspace / "tf"
+    assert distribution_of(runs / "two")["engine"] == "tf.distribute.MirroredStrategy"
+    assert distribution_of(runs / "two")["replicas"] == 2
+    assert_same_weights(runs / "two", runs / "one")
+
+
+def test_mirrored_jax_two_devices_matches_one_device(workspace):
+    runs = jax_runs(workspace)
+    assert distribution_of(runs / "two")["engine"] == "keras.distribution.DataParallel"
+    assert distribution_of(runs / "two")["replicas"] == 2
+    assert_same_weights(runs / "two", runs / "one")
+    rows = (runs / "two" / "history.csv").read_text().splitlines()
+    assert len(rows) == 1 + CONFIG["training"]["epochs"]
+
+
+# -- several processes, inside a loopback-only network namespace ---------------------------
+def namespace_problem() -> str | None:
+    if not shutil.which("unshare") or not shutil.which("ip"):
+        return "needs `unshare` (util-linux) and `ip` (iproute2)"
+    done = subprocess.run(
+        ["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True
+    )
+    if done.returncode:
+        return f"network namespaces are not permitted here: {done.stderr.strip()}"
+    return None
+
+
+needs_namespace = pytest.mark.skipif(
+    namespace_problem() is not None, reason=str(namespace_problem())
+)
+
+
+def in_namespace(where: Path, commands: list[tuple[int, list[str], dict]]) -> list:
+    """Start ``(process id, trainer args, env)`` workers together in one private namespace.
+
+    Returns each worker's (exit code, output). The namespace holds only a loopback
+    interface, so nothing listens outside it.
+    """
+    lines = ["ip link set lo up"]
+    for i, (process, args, extra) in enumerate(commands):
+        env = " ".join(f"{k}='{v}'" for k, v in {"JAX_PROCESS_ID": process, **extra}.items())
+        trainer = " ".join(f"'{a}'" for a in [sys.executable, "-m", "trainer", *args])
+        lines.append(f"({env} {trainer} > out{i}.log 2>&1; echo $? > rc{i}) &")
+    lines.append("wait")
+    common = environment(
+        KERAS_BACKEND="jax",
+        JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{PORT}",
+        JAX_NUM_PROCESSES=str(len(commands)),
+        TMPDIR=str(where / "tmp"),
+    )
+    subprocess.run(
+        ["unshare", "-n", "sh", "-c", "\n".join(lines)],
+        cwd=where,
+        env=common,
+        timeout=300,
+        check=True,
+    )
+    return [
+        (int((where / f"rc{i}").read_text()), (where / f"out{i}.log").read_text())
+        for i in range(len(commands))
+    ]
+
+
+def fit_args(run: str, *more: str) -> list[str]:
+    return ["fit", "config.yaml", "--run-dir", run, "--set", MULTI_HOST, *more]
+
+
+@needs_namespace
+def test_multi_host_two_processes_match_one_process(workspace):
+    where = fresh(workspace, "hosts")
+    results = in_namespace(where, [(0, fit_args("run"), {}), (1, fit_args("run"), {})])
+    for code, output in results:
+        assert code == 0, output[-3000:]
+    run = where / "run"
+    assert distribution_of(run) | {"coordinator": None} == {
+        "mode": "multi_host",
+        "engine": "keras.distribution.DataParallel + jax.distributed",
+        "replicas": 2,
+        "processes": 2,
+        "process_id": 0,
+        "coordinator": None,
+        "cluster_from": "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID",
+    }
+    assert_same_weights(run, jax_runs(workspace) / "one")
+    history = (run / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + CONFIG["training"]["epochs"]  # one writer, no duplicated rows
+    scratch = [p for p in (where / "tmp").iterdir() if "process1" in p.name]
+    assert scratch and not (scratch[0] / "checkpoints").exists()  # process 1 wrote elsewhere
+    assert str(scratch[0]) in results[1][1]
+
+
+@needs_namespace
+def test_multi_host_killed_worker_then_restart_resumes(workspace):
+    where = fresh(workspace, "killed")
+    killed = in_namespace(
+        where,
+        [
+            (0, fit_args("run"), {}),
+            (1, fit_args("run"), {"TRAINER_FAULT": "sigkill@6"}),
+        ],
+    )
+    assert killed[1][0] == 137, killed[1][1][-3000:]  # SIGKILL after step 6 (epoch 2, step 2)
+    assert killed[0][0] != 0  # the chief's collective fails: an error, not a hang
+    assert "step-000000006" in (where / "run" / "checkpoints" / "latest").read_text()
+    restarted = in_namespace(where, [(0, fit_args("run"), {}), (1, fit_args("run"), {})])
+    for code, output in restarted:
+        assert code == 0, output[-3000:]
+        assert "resuming from step-000000006" in output
+    assert_same_weights(where / "run", jax_runs(workspace) / "one")
+
+
+@needs_namespace
+@pytest.mark.parametrize(
+    ("workers", "expected", "code"),
+    [
+        ([1], "could not reach the coordinator 127.0.0.1:12355 within 2 s", 1),
+        ([0], "waited 2 s for process(es) 1 of 2; they never connected", 1),
+    ],
+)
+def test_multi_host_missing_peer_times_out(workspace, workers, expected, code):
+    args = [
+        "fit",
+        "config.yaml",
+        "--run-dir",
+        "never",
+        "--set",
+        "training.distribution={type: multi_host, timeout: 2}",
+    ]
+    extra = {"JAX_NUM_PROCESSES": "2"}
+    where = fresh(workspace, f"alone{workers[0]}")
+    (result,) = in_namespace(where, [(w, args, extra) for w in workers])
+    assert result[0] == code, result[1][-3000:]
+    assert expected in " ".join(result[1].split())
+    assert not (where / "never").exists()
+
+
+@needs_namespace
+def test_multi_host_processes_with_different_configs_are_refused(workspace):
+    base = ["fit", "config.yaml", "--run-dir", "differ", "--set", MULTI_HOST]
+    where = fresh(workspace, "differ")
+    results = in_namespace(where, [(0, base, {}), (1, [*base, "--set", "seed=4"], {})])
+    for code, output in results:
+        assert code == 2, output[-3000:]
+        assert "process 1 runs a different config" in output
+    assert not (where / "differ").exists()
+
+
+# -- configuration and cluster description (no TensorFlow) ---------------------------------
+@pytest.fixture
+def config(tmp_path):
+    def _load(*overrides: str):
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(CONFIG))
+        return load_config(path, list(overrides))
+
+    return _load
+
+
+JAX_CLUSTER = {
+    "JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234",
+    "JAX_NUM_PROCESSES": "2",
+    "JAX_PROCESS_ID": "1",
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["training.backend=tensorflow", "training.distribution=multi_host"],
+            "runs on the JAX backend only",
+        ),
+        (["training.distribution={type: none, devices: [gpu:0]}"], "applies to type 'mirrored'"),
+        (["training.lr_scaling=linear"], "needs a distribution with several replicas"),
+        (["training.distribution={type: mirrored, devices: [gpu0]}"], "gpu0"),
+        (["training.distribution=ring"], "ring"),
+    ],
+)
+def test_config_rules(config, overrides, expected):
+    with pytest.raises(ConfigError, match="distribution|lr_scaling") as error:
+        config(*overrides)
+    assert expected in str(error.value)
+
+
+def test_generative_models_are_refused(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "dataset": {"type": "digits"},
+                "model": {"type": "vae"},
+                "training": {"distribution": "mirrored"},
+            }
+        )
+    )
+    with pytest.raises(ConfigError, match="own train step"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID not set"),
+        ({**JAX_CLUSTER, "JAX_PROCESS_ID": ""}, "JAX_PROCESS_ID not set"),
+        ({**JAX_CLUSTER, "JAX_COORDINATOR_ADDRESS": "10.0.0.1"}, "is not host:port"),
+        ({**JAX_CLUSTER, "JAX_PROCESS_ID": "2"}, "process index 2 (JAX_PROCESS_ID) is not in 0..1"),
+        ({**JAX_CLUSTER, "JAX_NUM_PROCESSES": "two"}, "JAX_NUM_PROCESSES: 'two' is not a whole"),
+        ({"TF_CONFIG": "{'cluster': 1}"}, "TF_CONFIG is not valid JSON"),
+        ({"TF_CONFIG": '{"cluster": {}}'}, "TF_CONFIG has no cluster.worker list"),
+        (
+            {"TF_CONFIG": '{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps"}}'},
+            "TF_CONFIG's task must be",
+        ),
+        (
+            {
+                "TF_CONFIG": json.dumps(
+                    {"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}
+                )
+            },
+            "is not in its cluster",
+        ),
+    ],
+)
+def test_malformed_cluster_descriptions(config, environ, expected):
+    cfg = config("training.backend=jax", "training.distribution=multi_host")
+    with pytest.raises(UsageError) as error:
+        resolve(cfg, environ)
+    assert expected in str(error.value)
+    assert error.value.hint
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (JAX_CLUSTER, ("10.0.0.1:1234", 2, 1)),
+        (
+            {
+                "TF_CONFIG": json.dumps(
+                    {
+                        "cluster": {"chief": ["c:5000"], "worker": ["w0:5000"]},
+                        "task": {"type": "worker", "index": 0},
+                    }
+                )
+            },
+            ("c:5000", 2, 1),
+        ),
+        (
+            {
+                "SLURM_NTASKS": "4",
+                "SLURM_PROCID": "3",
+                "SLURM_JOB_ID": "4097",
+                "SLURM_STEP_NODELIST": "node[07-10],gpu2",
+            },
+            ("node07:61441", 4, 3),
+        ),
+        (
+            {
+                "SLURM_NTASKS": "4",
+                "SLURM_PROCID": "3",
+                "SLURM_JOB_ID": "1",
+                "SLURM_STEP_NODELIST": "node7",
+                "JAX_COORDINATOR_ADDRESS": "head:9",
+            },
+            ("head:9", 4, 3),
+        ),
+    ],
+)
+def test_cluster_descriptions(config, environ, expected):
+    cfg = config("training.backend=jax", "training.distribution=multi_host")
+    cluster = resolve(cfg, environ)
+    assert (cluster.coordinator, cluster.processes, cluster.process_id) == expected
+    assert cluster.is_chief is (expected[2] == 0)
+
+
+def test_multi_host_on_tensorflow_by_environment_is_refused(config):
+    cfg = config("training.distribution=multi_host")  # backend auto
+    with pytest.raises(UsageError, match="set training.backend: jax"):
+        resolve(cfg, {"KERAS_BACKEND": "tensorflow", **JAX_CLUSTER})
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("training.jit_compile=true", "XLA does not run"),
+        ("training.steps_per_execution=4", "several steps per call"),
+    ],
+)
+def test_mirrored_tensorflow_limits(config, override, expected):
+    cfg = config("training.distribution=mirrored", override)
+    with pytest.raises(UsageError, match=expected):
+        resolve(cfg, {"KERAS_BACKEND": "tensorflow"})
+
+
+def test_bad_cluster_fails_before_tensorflow_starts(workspace):
+    where = fresh(workspace, "bad")
+    script = (
+        "import sys\nfrom trainer.cli import app\n"
+        "try:\n    app(['fit', 'config.yaml', '--run-dir', 'nothing', '--set', "
+        f"{MULTI_HOST!r}])\n"
+        "except SystemExit as exit:\n    print('exit', exit.code, 'tensorflow' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        env=environment(KERAS_BACKEND="jax"),
+        timeout=120,
+    )
+    assert "exit 2 False" in done.stdout, done.stdout + done.stderr
+    assert "JAX_COORDINATOR_ADDRESS" in done.stdout + done.stderr
+    assert not (where / "nothing").exists()
+
+
+# -- the data each replica and process sees ------------------------------------------------
+def shares(n: int, batch_size: int, replicas: int, processes: int, epoch: int = 0):
+    """Per process, the row indices it feeds in each step of ``epoch``."""
+    x = np.arange(n).reshape(n, 1)
+    fed = []
+    for process in range(processes):
+        batches = ReplicatedBatches(
+            x, np.zeros(n), batch_size, 7, replicas=replicas, process=process, processes=processes
+        )
+        fed.append([rows[:, 0] for rows, _ in batches.epoch(epoch)])
+    return batches, fed
+
+
+@pytest.mark.parametrize("epoch", [0, 1])
+def test_each_process_feeds_a_disjoint_slice_of_the_same_global_batches(epoch):
+    from trainer.pipeline import permutation
+
+    batches, (first, second) = shares(n=70, batch_size=16, replicas=4, processes=2, epoch=epoch)
+    order = permutation(7, epoch, 70)
+    assert batches.steps == 5 and batches.dropped == 2  # 70 = 4 * 16 + 6; 6 -> 4 for 4 replicas
+    for step, (a, b) in enumerate(zip(first, second, strict=True)):
+        expected = order[step * 16 : (step + 1) * 16][: len(a) + len(b)]
+        np.testing.assert_array_equal(np.concatenate([a, b]), expected)
+        assert len(a) == len(b)
+    seen = np.concatenate(first + second)
+    assert len(seen) == len(set(seen)) == 68  # no example twice in an epoch
+
+
+def test_single_process_mirrored_feeds_whole_global_batches():
+    batches, (only,) = shares(n=64, batch_size=32, replicas=2, processes=1)
+    assert [len(rows) for rows in only] == [32, 32] and batches.dropped == 0
+
+
+@pytest.mark.parametrize(
+    ("n", "batch_size", "expected"),
+    [
+        (64, 30, r"training.batch_size \(30\) does not split evenly over 4 replicas"),
+        (65, 32, "the last batch of each epoch has 1 samples"),
+    ],
+)
+def test_batches_that_do_not_split_are_refused(n, batch_size, expected):
+    cluster = Cluster("mirrored", "jax", replicas=4, local_replicas=4)
+    with pytest.raises(UsageError, match=expected):
+        cluster.training_batches(np.zeros((n, 1)), np.zeros(n), batch_size, 0)
+
+
+def test_learning_rate_scaling(config):
+    cfg = config("training.distribution=mirrored", "training.lr_scaling=linear")
+    cluster = Cluster("mirrored", "jax", replicas=4, local_replicas=4)
+    scaled = cluster.scale_learning_rate(cfg.optimizer, cfg.training.lr_scaling)
+    assert scaled.learning_rate == pytest.approx(4 * cfg.optimizer.learning_rate)
+    assert cluster.scale_learning_rate(cfg.optimizer, "none") is cfg.optimizer
