@@ -433,6 +433,44 @@ def _json_or(data, json_output: bool, show) -> None:
         show(data)
 
 
+@app.command()
+@handled
+def predict(
+    run: Annotated[Path, typer.Argument(help="A run directory written by `trainer fit`.")],
+    input_path: Annotated[
+        Path, typer.Option("--input", help="A CSV, .npy or .npz file, or a folder of images.")
+    ],
+    output: Annotated[Path, typer.Option(help="predictions.csv, .npy or .npz (by suffix).")],
+    json_output: Json = False,
+    debug: Debug = False,
+) -> None:
+    """Predict new data with a run's model, through the transforms the run saved."""
+    from trainer import report
+    from trainer.predict import predict as run_predict
+
+    summary = run_predict(run, input_path, output)
+    for warning in summary["warnings"]:
+        report.warn(warning)
+    _json_or(summary, json_output, report.predictions)
+
+
+@app.command("export")
+@handled
+def export_model(
+    run: Annotated[Path, typer.Argument(help="A run directory written by `trainer fit`.")],
+    format_name: Annotated[str, typer.Option("--format", help="saved_model, onnx or tflite.")],
+    output: Annotated[Path, typer.Option(help="Where to write the export (must not exist).")],
+    json_output: Json = False,
+    debug: Debug = False,
+) -> None:
+    """Export a run's model and check it against Keras on sample inputs (max |diff| <= 1e-5)."""
+    from trainer import report
+    from trainer.export import check, export
+
+    check(run, format_name, output)
+    _json_or(export(run, format_name, output), json_output, report.exported)
+
+
 def _version(value: bool) -> None:
     if value:
         from trainer import __version__

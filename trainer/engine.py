@@ -207,6 +207,16 @@ def check_writable(run_dir: Path, need_bytes: int = 20 * 2**20) -> None:
 
 def evaluate_run(run_dir: Path) -> tuple[Config, dict[str, Any]]:
     """Reload a finished run's config, data and model and recompute its metrics."""
+    cfg = finished_run_config(run_dir)
+    saved = run_dir / "preprocessing.json"
+    preprocessing = json.loads(saved.read_text()) if saved.is_file() else None
+    data = datasets.load(cfg.dataset, cfg.seed, preprocessing=preprocessing)
+    select_device(cfg.training)
+    return cfg, evaluate_model(load_model(run_dir, cfg), cfg, data)
+
+
+def finished_run_config(run_dir: Path) -> Config:
+    """The config of a run that saved its model (eval, predict, export start here)."""
     from trainer.config import load_config
 
     for name in ("config.yaml", "model.keras"):
@@ -215,12 +225,7 @@ def evaluate_run(run_dir: Path) -> tuple[Config, dict[str, Any]]:
                 f"'{run_dir}' is not a finished run directory: {name} is missing",
                 hint="pass a directory written by `trainer fit`",
             )
-    cfg = load_config(run_dir / "config.yaml")
-    saved = run_dir / "preprocessing.json"
-    preprocessing = json.loads(saved.read_text()) if saved.is_file() else None
-    data = datasets.load(cfg.dataset, cfg.seed, preprocessing=preprocessing)
-    select_device(cfg.training)
-    return cfg, evaluate_model(load_model(run_dir, cfg), cfg, data)
+    return load_config(run_dir / "config.yaml")
 
 
 def load_model(run_dir: Path, cfg: Config):

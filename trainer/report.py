@@ -246,6 +246,23 @@ def leaderboard(summary: dict[str, Any], limit: int = 20) -> None:
         warn("no trial completed, so there is no best config")
 
 
+def predictions(summary: dict[str, Any]) -> None:
+    """`trainer predict`: how many rows, where they went, the predicted class counts."""
+    out.print(f"{summary['rows']} predictions written to {summary['output']}", markup=False)
+    if summary.get("predicted"):
+        counts = ", ".join(f"{name}: {n}" for name, n in summary["predicted"].items())
+        out.print(f"predicted classes: {counts}", markup=False)
+
+
+def exported(summary: dict[str, Any]) -> None:
+    """`trainer export`: the file, and how closely it matches the Keras model."""
+    out.print(f"exported {summary['format']} to {summary['output']} "
+              f"({summary['bytes'] / 1024:.1f} KiB)", markup=False)  # fmt: skip
+    out.print(f"checked against Keras on {summary['samples']} sample inputs: largest absolute "
+              f"difference {summary['max_abs_diff']:.3g} (allowed {summary['tolerance']:g})",
+              markup=False)  # fmt: skip
+
+
 def inspection(summary: dict[str, Any]) -> None:
     """`trainer datasets inspect`: the facts about a config's data, as tables."""
     out.print(f"dataset {summary.get('dataset')}: task {summary.get('task')}, "

@@ -97,11 +97,6 @@ def image_folder(
     """Your own images, one sub-folder per class (Keras's directory layout)."""
     import numpy as np
 
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        raise DataError("reading images needs Pillow", hint="pip install pillow") from None
-
     classes = class_folders(path)
     task = resolve_task(task_type, Labels(True, len(classes), True), str(path))
     files, labels = [], []
@@ -113,6 +108,21 @@ def image_folder(
             )
         files += found
         labels += [label] * len(found)
+    return RawData(
+        read_images(files, image_size, color_mode), np.asarray(labels, dtype=np.int64), task,
+        class_names=classes, value_range=(0.0, 255.0), default_scaling="unit",
+    )  # fmt: skip
+
+
+def read_images(files: list[Path], image_size: tuple[int, int], color_mode: str):
+    """The images as uint8 pixels shaped (files, height, width, channels); also for prediction."""
+    import numpy as np
+
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        raise DataError("reading images needs Pillow", hint="pip install pillow") from None
+
     height, width = image_size
     mode, channels = CHANNELS[color_mode]
     x = np.empty((len(files), height, width, channels), dtype=np.uint8)
@@ -125,7 +135,4 @@ def image_folder(
                 x[i] = np.asarray(image).reshape(height, width, channels)
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             raise DataError(f"{file}: not a readable image ({error})") from None
-    return RawData(
-        x, np.asarray(labels, dtype=np.int64), task, class_names=classes,
-        value_range=(0.0, 255.0), default_scaling="unit",
-    )  # fmt: skip
+    return x

@@ -49,7 +49,7 @@ class NpzParams(FileParams):
             raise ValueError("give both x_test and y_test, or neither")
         if self.x_test is not None and self.test_path is not None:
             raise ValueError("give x_test and y_test, or test_path, not both")
-        if self.x_test is not None and "test_split" in self.model_fields_set:
+        if self.x_test is not None and self._split_given("test_split"):
             raise ValueError("give x_test and y_test, or test_split, not both")
         self._only_one("validation_path", "validation_split")
         self._only_one("test_path", "test_split")

@@ -70,8 +70,13 @@ class FileParams(DatasetParams):
         raise NotImplementedError
 
     def _only_one(self, named: str, split: str) -> None:
-        if getattr(self, named, None) is not None and split in self.model_fields_set:
+        if getattr(self, named, None) is not None and self._split_given(split):
             raise ValueError(f"give {named} or {split}, not both")
+
+    def _split_given(self, split: str) -> bool:
+        """Set to other than its default: a run's saved config.yaml spells out every default."""
+        given = split in self.model_fields_set
+        return given and getattr(self, split) != type(self).model_fields[split].default
 
 
 @dataclass(frozen=True)

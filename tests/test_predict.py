@@ -1,0 +1,215 @@
+"""`trainer predict`: new rows go through the run's saved transform and get the same
+predictions the model made at fit time; wrong columns, shapes and formats are clear errors."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from trainer.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def _fit(tmp_path, config: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["fit", str(path), "--run-dir", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def _predict(run: Path, source: Path, output: Path):
+    return runner.invoke(
+        app, ["predict", str(run), "--input", str(source), "--output", str(output), "--json"]
+    )
+
+
+def _fit_time_outputs(run: Path) -> np.ndarray:
+    with np.load(run / "predictions.npz") as saved:  # the test split's outputs at fit time
+        return saved["y_pred"].reshape(len(saved["y_pred"]), -1)
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def csv_run(tmp_path_factory):
+    """The shipped churn CSV (missing values, categories) split into train and test files."""
+    tmp_path = tmp_path_factory.mktemp("csv")
+    lines = (ROOT / "configs" / "data" / "imbalanced.csv").read_text().splitlines()
+    (tmp_path / "train.csv").write_text("\n".join(lines[:301]) + "\n")
+    (tmp_path / "test.csv").write_text("\n".join([lines[0], *lines[301:]]) + "\n")
+    config = yaml.safe_load((ROOT / "configs" / "csv_imbalanced.yaml").read_text())
+    config["dataset"].update(path=str(tmp_path / "train.csv"), test_path=str(tmp_path / "test.csv"))
+    del config["dataset"]["test_split"]
+    config["training"]["epochs"] = 2
+    return tmp_path, _fit(tmp_path, config)
+
+
+def test_csv_rows_get_the_fit_time_predictions(csv_run):
+    tmp_path, run = csv_run
+    output = tmp_path / "predictions.csv"
+    result = _predict(run, tmp_path / "test.csv", output)
+    assert result.exit_code == 0, result.output
+    rows = _read(output)
+    assert len(rows) == 100 == json.loads(result.stdout)["rows"]
+    found = np.array([float(r["probability_yes"]) for r in rows])
+    np.testing.assert_allclose(found, _fit_time_outputs(run)[:, 0], rtol=0, atol=1e-6)
+    assert all(
+        r["prediction"] == ("yes" if float(r["probability_yes"]) > 0.5 else "no") for r in rows
+    )
+    np.testing.assert_allclose(
+        [float(r["probability_no"]) + float(r["probability_yes"]) for r in rows], 1.0, atol=1e-6
+    )
+
+
+def test_a_csv_lacking_a_trained_column_is_named(csv_run):
+    tmp_path, run = csv_run
+    text = (tmp_path / "test.csv").read_text().replace("tenure,", "tenur,", 1)
+    (tmp_path / "renamed.csv").write_text(text)
+    output = tmp_path / "bad.csv"
+    result = _predict(run, tmp_path / "renamed.csv", output)
+    assert result.exit_code == 4
+    assert "lacks column(s) tenure" in result.output and "did you mean 'tenur'" in result.output
+    assert not output.exists()
+
+
+def test_text_in_a_numeric_column_is_named_with_its_line(csv_run):
+    tmp_path, run = csv_run
+    lines = (tmp_path / "test.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[3].split(",")
+    cells[header.index("charge")] = "lots"
+    lines[3] = ",".join(cells)
+    (tmp_path / "typo.csv").write_text("\n".join(lines) + "\n")
+    result = _predict(run, tmp_path / "typo.csv", tmp_path / "typo-out.csv")
+    assert result.exit_code == 4
+    assert "line 4, column 'charge': 'lots' is not a number" in result.output
+
+
+def test_an_unknown_output_format_is_refused_before_anything_runs(csv_run):
+    tmp_path, run = csv_run
+    result = _predict(run, tmp_path / "test.csv", tmp_path / "predictions.parquet")
+    assert result.exit_code == 2
+    assert "unknown format '.parquet'" in result.output
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_numpy_rows_get_the_fit_time_predictions_in_every_format(tmp_path, task):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 3, 2)).astype(np.float32)
+    y = (x.sum(axis=(1, 2)) > 0).astype(np.int64) + (x[:, 0, 0] > 1)
+    y = y.astype(np.float32) + 0.5 if task == "regression" else y
+    np.savez(tmp_path / "data.npz", x=x[:120], y=y[:120], x_test=x[120:], y_test=y[120:])
+    run = _fit(
+        tmp_path,
+        {
+            "dataset": {
+                "type": "npz",
+                "path": str(tmp_path / "data.npz"),
+                "x_test": "x_test",
+                "y_test": "y_test",
+                "task": task,
+                "scaling": "standard",
+            },
+            "model": {"type": "fnn", "units": [8]},
+            "training": {"epochs": 2},
+        },
+    )
+    expected = _fit_time_outputs(run)
+    np.save(tmp_path / "new.npy", x[120:])
+    flat = tmp_path / "new.csv"  # one flattened sample per row, with a header
+    flat.write_text(
+        "a,b,c,d,e,f\n"
+        + "\n".join(",".join(repr(float(v)) for v in row) for row in x[120:].reshape(40, 6))
+        + "\n"
+    )
+    for source, output in (
+        (tmp_path / "new.npy", "out.npy"),
+        (flat, "out.npz"),
+        (tmp_path / "new.npy", "out.csv"),
+    ):
+        result = _predict(run, source, tmp_path / output)
+        assert result.exit_code == 0, result.output
+    probabilities = np.load(tmp_path / "out.npy")
+    with np.load(tmp_path / "out.npz") as archive:
+        from_csv = archive["probabilities" if task != "regression" else "predictions"]
+        if task != "regression":
+            assert list(archive["predictions"]) == list(probabilities.argmax(axis=1))
+    rows = _read(tmp_path / "out.csv")
+    if task == "regression":
+        table = np.array([[float(r["prediction"])] for r in rows])
+    else:
+        table = np.array([[float(r[f"probability_{c}"]) for c in ("0", "1", "2")] for r in rows])
+    for found in (probabilities, from_csv, table):
+        np.testing.assert_allclose(found, expected, rtol=0, atol=1e-6)
+
+
+def test_samples_of_the_wrong_shape_are_refused(tmp_path):
+    x = np.random.default_rng(1).normal(size=(60, 4)).astype(np.float32)
+    np.savez(tmp_path / "data.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
+    run = _fit(
+        tmp_path,
+        {
+            "dataset": {"type": "npz", "path": str(tmp_path / "data.npz")},
+            "model": {"type": "fnn", "units": [4]},
+            "training": {"epochs": 1},
+        },
+    )
+    np.save(tmp_path / "wide.npy", np.zeros((5, 7), dtype=np.float32))
+    result = _predict(run, tmp_path / "wide.npy", tmp_path / "out.csv")
+    assert result.exit_code == 4
+    assert "samples shaped (7,)" in result.output and "the model takes samples shaped (4,)" in (
+        result.output
+    )
+
+
+def test_a_folder_of_images_is_read_as_the_run_read_its_images(tmp_path):
+    rng = np.random.default_rng(2)
+    for label, name in enumerate(["cats", "dogs"]):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(8):
+            pixels = rng.integers(0, 120, (10, 12, 3)) + 120 * label
+            Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "images" / name / f"{i}.png")
+    run = _fit(
+        tmp_path,
+        {
+            "dataset": {
+                "type": "image_folder",
+                "path": str(tmp_path / "images"),
+                "image_size": [8, 8],
+                "test_split": 0.25,
+                "validation_split": 0.0,
+            },
+            "model": {"type": "fnn", "units": [8]},
+            "training": {"epochs": 2},
+        },
+    )
+    new = tmp_path / "new" / "nested"
+    new.mkdir(parents=True)
+    for i in range(3):  # a different size: resized like the training images
+        Image.fromarray(rng.integers(0, 255, (20, 16, 3)).astype(np.uint8)).save(new / f"{i}.png")
+    output = tmp_path / "out.csv"
+    result = _predict(run, tmp_path / "new", output)
+    assert result.exit_code == 0, result.output
+    rows = _read(output)
+    assert [r["id"] for r in rows] == ["nested/0.png", "nested/1.png", "nested/2.png"]
+
+    import keras
+
+    from trainer.datasets.image_folder import read_images
+
+    model = keras.saving.load_model(run / "model.keras")
+    pixels = read_images(sorted(new.glob("*.png")), (8, 8), "rgb").astype(np.float32) / 255
+    expected = np.asarray(model.predict(pixels, verbose=0))[:, 0]
+    np.testing.assert_allclose([float(r["probability_dogs"]) for r in rows], expected, atol=1e-6)
