@@ -2,16 +2,18 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := dataset-fashion-mnist chromium
+APT_PACKAGES := dataset-fashion-mnist chromium iproute2
 
 .PHONY: install system-packages test lint smoke bench clean
 
 install: system-packages $(BIN)/trainer
 
-# Fashion-MNIST (offline) and Chromium (the HTML report's rendering test, headless) come from
-# Debian; installed only when missing, skipped with a note when apt is unavailable.
+# Fashion-MNIST (offline), Chromium (the HTML report's rendering test, headless) and iproute2
+# (`ip`, for the distribution tests' loopback-only network namespaces) come from Debian;
+# installed only when missing, skipped with a note when apt is unavailable.
 system-packages:
-	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null; then \
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null \
+	    || ! command -v ip >/dev/null; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(APT_PACKAGES); \
 	  elif command -v sudo >/dev/null; then \

@@ -153,20 +153,24 @@ def test_mirrored_jax_two_devices_matches_one_device(workspace):
 
 
 # -- several processes, inside a loopback-only network namespace ---------------------------
-def namespace_problem() -> str | None:
+def find_namespace() -> tuple[list[str] | None, str]:
+    """The command that enters a new network namespace (as root, else in a user namespace),
+    or None and why neither works here."""
     if not shutil.which("unshare") or not shutil.which("ip"):
-        return "needs `unshare` (util-linux) and `ip` (iproute2)"
-    done = subprocess.run(
-        ["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True
-    )
-    if done.returncode:
-        return f"network namespaces are not permitted here: {done.stderr.strip()}"
-    return None
+        return None, "needs `unshare` (util-linux) and `ip` (Debian's iproute2)"
+    problems = []
+    for command in (["unshare", "-n"], ["unshare", "-rn"]):
+        done = subprocess.run(
+            [*command, "sh", "-c", "ip link set lo up"], capture_output=True, text=True
+        )
+        if done.returncode == 0:
+            return command, ""
+        problems.append(f"`{' '.join(command)}`: {done.stderr.strip()}")
+    return None, "network namespaces are not permitted here: " + "; ".join(problems)
 
 
-needs_namespace = pytest.mark.skipif(
-    namespace_problem() is not None, reason=str(namespace_problem())
-)
+UNSHARE, NO_NAMESPACE = find_namespace()
+needs_namespace = pytest.mark.skipif(UNSHARE is None, reason=NO_NAMESPACE)
 
 
 def in_namespace(where: Path, commands: list[tuple[int, list[str], dict]]) -> list:
@@ -188,7 +192,7 @@ def in_namespace(where: Path, commands: list[tuple[int, list[str], dict]]) -> li
         TMPDIR=str(where / "tmp"),
     )
     subprocess.run(
-        ["unshare", "-n", "sh", "-c", "\n".join(lines)],
+        [*UNSHARE, "sh", "-c", "\n".join(lines)],
         cwd=where,
         env=common,
         timeout=300,
