@@ -17,6 +17,7 @@ from trainer.cli import app
 from trainer.errors import ConfigError
 from trainer.space import check_space, read_space
 
+ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
 
 CONFIG = {
@@ -64,7 +65,7 @@ def test_a_value_of_the_wrong_type_is_named_with_its_line(tmp_path):
     message = _problems(
         tmp_path, "optimizer.learning_rate: {choices: [0.01]}\nmodel.units: {low: 8, high: 32}\n"
     )
-    assert "line 2: model.units: 8" in message
+    assert "line 2: model.units = 8: must be a valid list" in message
     assert "list" in message  # units is a list of layer widths
 
 
@@ -197,3 +198,11 @@ def test_a_changed_space_is_refused_on_resume(tmp_path):
     result = _invoke(tmp_path, "--trials", "1", "--sampler", "grid")
     assert result.exit_code == 2
     assert "different settings: space" in result.output
+
+
+@pytest.mark.parametrize(
+    "space", sorted((ROOT / "configs").glob("space_*.yaml")), ids=lambda p: p.name
+)
+def test_shipped_space_files_fit_their_configs(space):
+    config = space.with_name(space.name.removeprefix("space_"))
+    check_space(read_space(space), config, [])

@@ -212,15 +212,20 @@ def check_space(space: Space, config: Path, overrides: list[str]) -> None:
     """Validate every value a trial could take with the config schema, before anything runs."""
     problems = []
     for dimension in space.dimensions:
+        found: dict[str, list] = {}  # problem -> the values that cause it
         for value in dimension.candidates():
             try:
                 configure(config, overrides, {dimension.key: value})
             except ConfigError as error:
-                problems += [
-                    f"line {dimension.line}: {dimension.key}: {value!r}: "
-                    + problem.replace(" (--set)", "")
-                    for problem in error.problems
-                ]
+                for problem in error.problems:
+                    problem = problem.replace(" (--set)", "").removeprefix(f"{dimension.key}: ")
+                    found.setdefault(problem, []).append(value)
+        where = f"line {dimension.line}: {dimension.key}"
+        for problem, values in found.items():
+            if len(values) == len(dimension.candidates()):  # whatever the value: say it once
+                problems.append(f"{where}: {problem}")
+            else:
+                problems += [f"{where} = {value!r}: {problem}" for value in values]
     if problems:
         raise ConfigError(space.source, problems)
 

@@ -121,12 +121,19 @@ def search(settings: Settings, root: Path, progress_factory: Callable, notify: C
         _recover(study, settings, notify)
         remaining = settings.trials - len(finished(study))
         if remaining > 0:
-            study.optimize(
-                lambda trial: _objective(trial, settings, root, progress_factory),
-                n_trials=remaining,
-                callbacks=[_stop_at(settings.trials), lambda s, t: notify(row(settings, t))],
-                catch=(DivergedError,),  # a failed trial; the search goes on
-            )
+            try:
+                study.optimize(
+                    lambda trial: _objective(trial, settings, root, progress_factory),
+                    n_trials=remaining,
+                    callbacks=[_stop_at(settings.trials), lambda s, t: notify(row(settings, t))],
+                    catch=(DivergedError,),  # a failed trial; the search goes on
+                )
+            except Interrupted as error:  # the search, not the trial's run, is what to resume
+                raise Interrupted(
+                    f"{error.message}; the search stopped",
+                    exit_code=error.exit_code,
+                    hint=f"resume it by running the same `trainer tune ... --run-dir {root}`",
+                ) from None
         return summarize(study, settings, root)
 
 
@@ -253,9 +260,7 @@ def _objective(trial, settings: Settings, root: Path, progress_factory: Callable
         return float(np.mean(scores))
     except DivergedError as error:
         trial.set_user_attr("error", f"diverged: {error.message}")
-        raise
-    except Interrupted:
-        raise  # no "error": the trial is retried when the search resumes
+        raise  # an interrupted trial gets no "error": it is retried when the search resumes
 
 
 def _fit(trial, cfg, run_dir: Path, settings: Settings, progress_factory, fold: int, data):
