@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -507,3 +508,66 @@ def test_learning_rate_scaling(config):
     scaled = cluster.scale_learning_rate(cfg.optimizer, cfg.training.lr_scaling)
     assert scaled.learning_rate == pytest.approx(4 * cfg.optimizer.learning_rate)
     assert cluster.scale_learning_rate(cfg.optimizer, "none") is cfg.optimizer
+
+
+# -- hyperparameter search across processes --------------------------------------------------
+TUNE_CONFIG = {
+    "name": "tiny",
+    "seed": 0,
+    "dataset": {"type": "synthetic_classification", "samples": 160, "features": 4,
+                "informative": 3, "classes": 3, "validation_split": 0.25},
+    "model": {"type": "fnn", "units": [8]},
+    "optimizer": {"type": "adam", "learning_rate": 0.01},
+    "training": {"epochs": 1, "batch_size": 40, "jit_compile": False},
+    "metrics": ["accuracy"],
+}  # fmt: skip
+
+
+def tune_process(tmp_path: Path, name: str, storage: str, trials: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "trainer", "tune", "config.yaml", "--space", "space.yaml",
+               "--run-dir", name, "--trials", str(trials), "--storage", storage,
+               "--sampler", "random", "--no-prune", "--json"]  # fmt: skip
+    return subprocess.Popen(command, cwd=tmp_path, env=environment(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def test_two_tune_processes_share_one_study_and_run_no_trial_twice(tmp_path):
+    import optuna
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TUNE_CONFIG))
+    (tmp_path / "space.yaml").write_text("optimizer.learning_rate: {low: 0.001, high: 0.1}\n")
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    trials = 4
+    first = tune_process(tmp_path, "host-a", storage, trials)
+    while first.poll() is None and not _study_started(storage):
+        # The first process creates the study; the second joins once it has a trial. Started
+        # at the same instant, two processes race to create the SQLite schema (alembic's
+        # UNIQUE constraint fails in one) and seed their samplers alike (trainer/tune.py
+        # seeds with seed + trials so far), so they would propose the same values.
+        time.sleep(0.2)
+    workers = [first, tune_process(tmp_path, "host-b", storage, trials)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (_, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err[-3000:]
+    ran = {name: {p.name for p in (tmp_path / name / "trials").glob("*")
+                  if (p / "metrics.json").is_file()}
+           for name in ("host-a", "host-b")}  # fmt: skip
+    assert not ran["host-a"] & ran["host-b"]  # no trial ran in both processes
+    study = optuna.load_study(study_name="trainer-tune", storage=storage)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) >= trials
+    assert {f"{t.number:03d}" for t in complete} == ran["host-a"] | ran["host-b"]
+    values = [t.params["optimizer.learning_rate"] for t in complete]
+    assert len(set(values)) == len(values)  # and no set of values twice
+    for out, _ in outputs:  # each process reports the one shared study, as it stood at its end
+        assert trials <= json.loads(out)["trials"]["complete"] <= len(complete)
+
+
+def _study_started(storage: str) -> bool:
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name="trainer-tune", storage=storage)
+        return bool(study.trials)
+    except Exception:  # not created yet (or the schema is half-made): look again
+        return False
