@@ -4,11 +4,12 @@ One optimizer step per rate, from ``min_rate`` to ``max_rate`` in ``steps`` geom
 (Smith, "Cyclical Learning Rates", 2017; fastai's ``lr_find``), on the config's own model,
 data, batch size and optimizer, with any schedule switched off. Each step's loss is that
 batch's loss alone (the metric accumulators are reset before every step, since Keras would
-otherwise log the running mean of the epoch). The loss is smoothed with a bias-corrected
-exponential moving average, and the test stops once the smoothed loss exceeds ``divergence``
-times its minimum (or becomes NaN): the rate has become too high.
+otherwise log the running mean of the epoch). While the test runs, the loss is smoothed with
+a bias-corrected exponential moving average, and the test stops once that exceeds
+``DIVERGENCE`` times its minimum (or the loss becomes NaN): the rate has become too high.
 
-Two suggestions come out, both on the smoothed curve: the rate where the loss falls fastest
+Two suggestions come out, both on a centred moving average of ``WINDOW`` steps (which, unlike
+the running average, does not lag behind the rate): the rate where the loss falls fastest
 (the steepest negative slope against log10(rate), before the minimum), and a tenth of the rate
 at the minimum. The first is the usual choice; the second is a safe upper bound.
 """
@@ -28,7 +29,8 @@ from trainer.errors import UsageError
 from trainer.models import MODELS, hook
 from trainer.schema import Config
 
-SMOOTHING = 0.95  # weight of the past in the moving average: about a 20-step window
+SMOOTHING = 0.95  # weight of the past in the running average that detects the explosion
+WINDOW = 9  # steps in the centred average the suggestions read (under a decade at 100 steps)
 DIVERGENCE = 4.0  # stop once the smoothed loss exceeds this many times its minimum
 
 
@@ -108,7 +110,7 @@ def range_test(
     batches = pipeline.NumpyBatches(data.x_train, data.y_train, batch_size, cfg.seed)
 
     schedule = rates(min_rate, max_rate, steps)
-    tried, losses, smoothed = [], [], []
+    tried, losses = [], []
     average, best, stopped = 0.0, math.inf, f"reached the maximum rate {max_rate:g}"
     progress.stage(
         f"range test: {steps} steps of batch {batch_size}, learning rate "
@@ -135,19 +137,30 @@ def range_test(
             value = average / (1 - SMOOTHING ** (i + 1))
             tried.append(rate)
             losses.append(loss)
-            smoothed.append(value)
             best = min(best, value)
             if value > DIVERGENCE * best:
                 stopped = f"the loss exploded at rate {rate:.3g} ({DIVERGENCE:g}x its minimum)"
                 break
     finally:
         progress.finish()
+    smoothed = centred(losses)
     suggestion, tenth = suggest(tried, smoothed)
     result = RangeTest(
         tried, losses, smoothed, suggestion, tenth, stopped, min_rate, max_rate, output
     )
     write(result, cfg, output)
     return result
+
+
+def centred(losses: list[float]) -> list[float]:
+    """The centred moving average of ``WINDOW`` steps (narrower for short curves)."""
+    import numpy as np
+
+    width = min(WINDOW, len(losses) - (1 - len(losses) % 2))
+    if width < 3:
+        return list(losses)
+    padded = np.pad(np.asarray(losses, dtype=np.float64), width // 2, mode="edge")
+    return np.convolve(padded, np.ones(width) / width, mode="valid").tolist()
 
 
 def suggest(tried: list[float], smoothed: list[float]) -> tuple[float | None, float | None]:
@@ -158,7 +171,7 @@ def suggest(tried: list[float], smoothed: list[float]) -> tuple[float | None, fl
         return None, None
     values = np.asarray(smoothed)
     lowest = int(values.argmin())
-    tenth = tried[lowest] / 10
+    tenth = float(tried[lowest]) / 10
     # the first steps are dominated by the moving average's start: skip a tenth of them
     start = min(len(values) // 10, max(lowest - 2, 0))
     segment = values[start : lowest + 1]
