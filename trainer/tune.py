@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import os
 import signal
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from trainer import datasets, engine
+from trainer import datasets, engine, leaderboard
 from trainer.config import to_yaml
 from trainer.errors import ConfigError, DivergedError, Interrupted, UsageError
 from trainer.registry import did_you_mean
@@ -39,7 +38,6 @@ from trainer.space import Space, configure
 STUDY = "trainer-tune"
 HEARTBEAT_SECONDS = 60  # shared storage: a trial silent for GRACE_SECONDS is dead
 GRACE_SECONDS = 180
-HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "auc", "r2", "f1")
 
 
 @dataclass
@@ -99,6 +97,8 @@ def resolve(settings: Settings) -> Settings:
     direction = settings.direction
     if direction == "auto":
         name = settings.metric.removeprefix("val_")
+        from trainer.evaluation import HIGHER_IS_BETTER
+
         direction = "maximize" if name in HIGHER_IS_BETTER else "minimize"
     if direction not in ("minimize", "maximize"):
         raise UsageError(f"--direction must be auto, minimize or maximize (got '{direction}')")
@@ -125,7 +125,10 @@ def search(settings: Settings, root: Path, progress_factory: Callable, notify: C
                 study.optimize(
                     lambda trial: _objective(trial, settings, root, progress_factory),
                     n_trials=remaining,
-                    callbacks=[_stop_at(settings.trials), lambda s, t: notify(row(settings, t))],
+                    callbacks=[
+                        _stop_at(settings.trials),
+                        lambda s, t: notify(leaderboard.row(settings, t)),
+                    ],
                     catch=(DivergedError,),  # a failed trial; the search goes on
                 )
             except Interrupted as error:  # the search, not the trial's run, is what to resume
@@ -134,7 +137,7 @@ def search(settings: Settings, root: Path, progress_factory: Callable, notify: C
                     exit_code=error.exit_code,
                     hint=f"resume it by running the same `trainer tune ... --run-dir {root}`",
                 ) from None
-        return summarize(study, settings, root)
+        return leaderboard.summarize(study, settings, root)
 
 
 def _open_study(settings: Settings, root: Path):
@@ -344,134 +347,3 @@ def fold_data(cfg, k: int) -> list[datasets.Dataset]:
         )
         folds.append(datasets.prepare(part, unlimited, seed))
     return folds
-
-
-def row(settings: Settings, trial) -> dict[str, Any]:
-    """One leaderboard row."""
-    attrs, reported = trial.user_attrs, trial.intermediate_values
-    state = trial.state.name.lower()
-    return {
-        "trial": trial.number,
-        "state": "failed" if attrs.get("error") else "interrupted" if state == "fail" else state,
-        "value": trial.value,
-        "std": attrs.get("std"),
-        "last_reported": reported[max(reported)] if reported else None,
-        "epochs": len(reported),
-        "params": settings.space.decode(trial.params),
-        "error": attrs.get("error"),
-        "run_dir": attrs.get("run_dir"),
-    }
-
-
-def summarize(study, settings: Settings, root: Path) -> dict[str, Any]:
-    """Write ``leaderboard.csv``, ``best.yaml``, ``search.png`` and ``tune.json``."""
-    from optuna.trial import TrialState
-
-    rows = [
-        row(settings, t) for t in study.get_trials(deepcopy=False) if t.state != TrialState.RUNNING
-    ]
-    sign = 1 if settings.direction == "minimize" else -1
-    order = {"complete": 0, "pruned": 1, "failed": 2, "interrupted": 3}
-    rows.sort(
-        key=lambda r: (
-            order.get(r["state"], 3),
-            sign * r["value"] if r["value"] is not None else 0,
-            r["trial"],
-        )
-    )
-    _write_leaderboard(rows, root / "leaderboard.csv")
-    complete = [r for r in rows if r["state"] == "complete"]
-    best = complete[0] if complete else None
-    if best is not None:
-        cfg = configure(
-            settings.config, settings.overrides, best["params"], name=f"{settings.base.name}-best"
-        )
-        text = (
-            f"# best of {len(complete)} completed trials: trial {best['trial']}, "
-            f"{settings.metric} {best['value']:.6g}\n" + to_yaml(cfg)
-        )
-        engine.write_text(root / "best.yaml", text)
-    _plot(rows, settings, root / "search.png")
-    summary = {
-        "metric": settings.metric,
-        "direction": settings.direction,
-        "sampler": settings.sampler,
-        "folds": settings.folds,
-        "trials": {
-            state: sum(r["state"] == state for r in rows)
-            for state in ("complete", "pruned", "failed", "interrupted")
-        },
-        "best": best,
-        "best_config": str(root / "best.yaml") if best else None,
-        "leaderboard": rows,
-    }
-    engine.write_json(root / "tune.json", summary)
-    return summary
-
-
-def _write_leaderboard(rows: list[dict[str, Any]], path: Path) -> None:
-    keys = sorted({k for r in rows for k in r["params"]})
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(["trial", "state", "value", "std", "epochs", *keys, "run_dir", "error"])
-    for r in rows:
-        writer.writerow(
-            [
-                r["trial"],
-                r["state"],
-                r["value"],
-                r["std"],
-                r["epochs"],
-                *(r["params"].get(k) for k in keys),
-                r["run_dir"],
-                r["error"],
-            ]
-        )
-    engine.write_text(path, table.getvalue())
-
-
-def _plot(rows: list[dict[str, Any]], settings: Settings, path: Path) -> None:
-    """The objective of each trial in order, the best so far as a line."""
-    from trainer.plotting import figure, save
-
-    fig, axes = figure()
-    complete = sorted((r for r in rows if r["state"] == "complete"), key=lambda r: r["trial"])
-    if complete:
-        numbers = [r["trial"] for r in complete]
-        values = [r["value"] for r in complete]
-        errors = [r["std"] or 0.0 for r in complete]
-        axes.errorbar(
-            numbers,
-            values,
-            yerr=errors if settings.folds else None,
-            fmt="o",
-            color="C0",
-            label="completed trial",
-        )
-        best, running = [], None
-        for value in values:
-            better = running is None or (
-                value < running if settings.direction == "minimize" else value > running
-            )
-            running = value if better else running
-            best.append(running)
-        axes.step(numbers, best, where="post", color="C2", label="best so far")
-    pruned = [r for r in rows if r["state"] == "pruned"]
-    if pruned:
-        axes.scatter(
-            [r["trial"] for r in pruned],
-            [r["last_reported"] for r in pruned],
-            marker="x",
-            color="C3",
-            label="pruned (last reported)",
-        )
-    axes.set_xlabel("trial")
-    axes.xaxis.get_major_locator().set_params(integer=True)
-    axes.set_ylabel(f"{settings.metric} ({settings.direction}d)")
-    axes.set_title(
-        f"search: {settings.sampler}, {len(rows)} trials"
-        + (f", {settings.folds}-fold mean ± std" if settings.folds else "")
-    )
-    if complete or pruned:
-        axes.legend()
-    save(fig, path)
