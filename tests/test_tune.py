@@ -206,3 +206,32 @@ def test_a_changed_space_is_refused_on_resume(tmp_path):
 def test_shipped_space_files_fit_their_configs(space):
     config = space.with_name(space.name.removeprefix("space_"))
     check_space(read_space(space), config, [])
+
+
+class _Trial:
+    """Optuna's trial, as TrialProgress uses it: report values, ask whether to prune."""
+
+    number = 7
+
+    def __init__(self, prune_at: int) -> None:
+        self.reported, self.prune_at = [], prune_at
+
+    def report(self, value, step):
+        self.reported.append((step, value))
+
+    def should_prune(self):
+        return len(self.reported) >= self.prune_at
+
+
+def test_each_epoch_is_reported_and_a_trial_behind_is_pruned():
+    import optuna
+
+    from trainer.report import QuietProgress
+    from trainer.tune import TrialProgress
+
+    trial = _Trial(prune_at=2)
+    progress = TrialProgress(QuietProgress(), trial, "val_loss", offset=10)  # a second fold
+    progress.epoch(1, 5, {"loss": 0.9, "val_loss": 1.0}, 0.1)
+    with pytest.raises(optuna.TrialPruned):
+        progress.epoch(2, 5, {"loss": 0.8, "val_loss": 1.2}, 0.1)
+    assert trial.reported == [(11, 1.0), (12, 1.2)]

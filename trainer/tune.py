@@ -24,6 +24,7 @@ import contextlib
 import csv
 import os
 import signal
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -114,6 +115,8 @@ def search(settings: Settings, root: Path, progress_factory: Callable, notify: C
     from trainer.checkpoint import RunLock
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # report.py tells of each trial
+    # the heartbeat that shared storage relies on is marked experimental; it is what we want
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     engine.check_writable(root)
     root.mkdir(parents=True, exist_ok=True)
     with RunLock(root) if settings.storage is None else contextlib.nullcontext():
@@ -142,7 +145,7 @@ def search(settings: Settings, root: Path, progress_factory: Callable, notify: C
 
 def _open_study(settings: Settings, root: Path):
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     if settings.storage is None:
         storage = RDBStorage(f"sqlite:///{(root / 'study.db').absolute()}")
@@ -151,7 +154,7 @@ def _open_study(settings: Settings, root: Path):
             settings.storage,
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
-            failed_trial_callback=RetryFailedTrialCallback(),
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(),
         )
     done = 0
     if STUDY in optuna.study.get_all_study_names(storage):
