@@ -5,7 +5,8 @@ The input is read as the run's data was: a CSV file of the run's columns for a `
 target, are ignored), or for every other run NumPy arrays (``.npy``, ``.npz``), a CSV of
 numbers (one flattened sample per row, an optional header) or a folder of images (found and
 resized as ``image_folder`` does), scaled with the run's saved statistics. Every problem is a
-DataError naming the file and what the run expected, found before TensorFlow starts.
+DataError naming the file and what the run expected; problems in reading the input are found
+before TensorFlow starts, a shape the model cannot take once the model is loaded.
 
 The output format follows its suffix: ``.csv`` (an ``id`` column, the prediction, and a
 ``probability_<class>`` column per class), ``.npy`` (the class probabilities, or the
