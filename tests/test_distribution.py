@@ -23,8 +23,9 @@ import pytest
 import yaml
 
 from trainer.config import load_config
-from trainer.distribution import Cluster, ReplicatedBatches, resolve
+from trainer.distribution import Cluster, resolve
 from trainer.errors import ConfigError, UsageError
+from trainer.replicas import ReplicatedBatches
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 12355  # inside a private network namespace: no other test can hold it
