@@ -171,7 +171,7 @@ def _host(port: int, hello: dict, deadline: float, cluster: Cluster) -> None:
             except TimeoutError:
                 absent = sorted(set(range(1, cluster.processes)) - set(peers))
                 for connection in peers.values():
-                    _reply(connection, "error: process(es) missing")
+                    _reply(connection, f"missing: {', '.join(map(str, absent))}")
                 raise RunError(
                     f"process 0 (the coordinator, {cluster.coordinator}) waited "
                     f"{cluster.timeout} s for process(es) {', '.join(map(str, absent))} of "
@@ -213,15 +213,26 @@ def _reply(connection: socket.socket, verdict: str) -> None:
 
 
 def _join(host: str, port: int, hello: dict, deadline: float, cluster: Cluster) -> None:
-    last = None
+    last, reached = None, False
     while time.monotonic() < deadline:
         try:
             with socket.create_connection((host, port), timeout=deadline - time.monotonic()) as s:
+                reached = True
                 s.sendall(json.dumps(hello).encode() + b"\n")
-                s.settimeout(max(deadline - time.monotonic(), 0.01))
+                s.settimeout(cluster.timeout + 5)  # the coordinator answers by its own deadline
                 verdict = s.makefile().readline().strip()
             if verdict == "ok":
                 return
+            if not verdict:
+                raise ConnectionResetError("the coordinator closed the connection")
+            if verdict.startswith("missing: "):
+                raise RunError(
+                    f"process {cluster.process_id}: the coordinator {cluster.coordinator} waited "
+                    f"{cluster.timeout} s for process(es) {verdict.removeprefix('missing: ')}; "
+                    "they never connected",
+                    hint="start `trainer fit` on every machine with the same JAX_NUM_PROCESSES "
+                    "(or raise training.distribution.timeout)",
+                )
             raise UsageError(
                 f"process {cluster.process_id} was refused by the coordinator "
                 f"{cluster.coordinator}: {verdict.removeprefix('error: ')}",
@@ -230,6 +241,13 @@ def _join(host: str, port: int, hello: dict, deadline: float, cluster: Cluster) 
         except OSError as error:
             last = error.strerror or str(error) or type(error).__name__
             time.sleep(0.5)
+    if reached:
+        raise RunError(
+            f"process {cluster.process_id} of {cluster.processes} reached the coordinator "
+            f"{cluster.coordinator}, but not every process arrived within {cluster.timeout} s",
+            hint="start `trainer fit` on every machine with the same JAX_NUM_PROCESSES "
+            "(or raise training.distribution.timeout)",
+        )
     raise RunError(
         f"process {cluster.process_id} of {cluster.processes} could not reach the coordinator "
         f"{cluster.coordinator} within {cluster.timeout} s (last error: {last})",

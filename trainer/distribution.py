@@ -24,12 +24,9 @@ of an epoch, different ones each epoch). Only process 0, the chief, writes the r
 directory: the others write into a scratch directory, take the chief's decision to resume
 and receive its checkpoint over the collective (no shared disk needed).
 
-The cluster is described by what launchers already set, read before TensorFlow or JAX
-starts: ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``, else
-``TF_CONFIG`` (Kubernetes TFJob), else SLURM's ``SLURM_NTASKS``, ``SLURM_PROCID`` and node
-list. Before JAX connects, the processes meet on the coordinator's port and compare their
-configs, so a missing worker is an error after ``training.distribution.timeout`` seconds
-(JAX itself aborts the process on that timeout) and a worker with another config is refused.
+The cluster of a ``multi_host`` run (JAX_* variables, TF_CONFIG or SLURM) and the handshake
+that turns a missing peer into an error after ``training.distribution.timeout`` seconds are in
+:mod:`trainer.cluster`; the batch shares and the chief's checkpoints in :mod:`trainer.replicas`.
 """
 
 from __future__ import annotations
