@@ -90,7 +90,8 @@ TWO_RUNS = """
 import sys
 {setup}
 from trainer.cli import app
-for run, extra in (("one", []), ("two", ["--set", {mirrored!r}])):
+# mirrored first: the one-device run after it also checks that the engine was let go
+for run, extra in (("two", ["--set", {mirrored!r}]), ("one", [])):
     try:
         app(["fit", "config.yaml", "--run-dir", run, *extra])
     except SystemExit as exit:
@@ -105,10 +106,10 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 
 def two_runs(workspace: Path, prefix: str, setup: str, mirrored: str, **env: str) -> None:
-    """A one-device run ('one') and a mirrored run ('two') in one process, in ``prefix/``."""
+    """A mirrored run ('two') and a one-device run ('one') in one process, in ``prefix/``."""
     with open(workspace / f".{prefix}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another xdist worker may be making them
-        if (workspace / prefix / "two" / "metrics.json").is_file():
+        if (workspace / prefix / "one" / "metrics.json").is_file():
             return
         where = fresh(workspace, prefix)
         script = TWO_RUNS.format(setup=setup, mirrored=mirrored)

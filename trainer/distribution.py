@@ -161,6 +161,7 @@ class Cluster:
             activate(training.backend, training.device)
             self._connect()
         device = select_device(training.backend, training.device)
+        self._clear_previous()
         if self.mode == "none":
             return device
         if self.backend == "tensorflow":
@@ -180,6 +181,18 @@ class Cluster:
             )
             self.replicas, self.local_replicas = len(devices), len(devices) // self.processes
         return f"{device}; {self.replicas} replicas ({self.engine})"
+
+    def _clear_previous(self) -> None:
+        """An earlier fit in this process (``trainer tune``) may have left its engine set."""
+        import keras
+
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            if tf.distribute.has_strategy():
+                tf.distribute.experimental_set_strategy(None)
+        elif keras.distribution.distribution() is not None:
+            keras.distribution.set_distribution(None)
 
     def _local_jax_devices(self) -> list:
         import jax
