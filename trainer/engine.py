@@ -98,7 +98,8 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     batches = cluster.training_batches(data.x_train, y_train, batch_size, cfg.seed)
     data.x_train = batches.features  # the pipeline's copy: the split is held once
 
-    tracker = Tracker(cfg, run_dir, resume, progress.stage)  # a bad MLflow URI fails here
+    tracker = Tracker(cfg, run_dir, resume, progress.stage,
+                      chief=cluster.is_chief)  # a bad MLflow URI fails here
     with RunLock(run_dir):
         if not resume:
             write_text(run_dir / "config.yaml", to_yaml(cfg))
