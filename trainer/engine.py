@@ -98,8 +98,9 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     batches = cluster.training_batches(data.x_train, y_train, batch_size, cfg.seed)
     data.x_train = batches.features  # the pipeline's copy: the split is held once
 
-    tracker = Tracker(cfg, run_dir, resume, progress.stage,
-                      chief=cluster.is_chief)  # a bad MLflow URI fails here
+    tracker = Tracker(
+        cfg, run_dir, resume, progress.stage, chief=cluster.is_chief
+    )  # a bad MLflow URI fails here
     with RunLock(run_dir):
         if not resume:
             write_text(run_dir / "config.yaml", to_yaml(cfg))
@@ -107,8 +108,10 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
             augmentation.write_preview(run_dir, cfg, data.x_train)
         environment = describe_environment(cfg, device)
         environment["distribution"] = cluster.describe()
-        extra = [*hook("callbacks", cfg.model.type)(model, cfg, data, run_dir),
-                 *tracker.start(trained)]  # TensorBoard, MLflow
+        extra = [
+            *hook("callbacks", cfg.model.type)(model, cfg, data, run_dir),
+            *tracker.start(trained),
+        ]  # TensorBoard, MLflow
         loop = Loop(trained, optimizers_of(trained), cfg, run_dir, progress, batches, validation,
                     class_weight=weights, callbacks=extra)  # fmt: skip
         loop.checkpoints = cluster.checkpoints(loop.checkpoints)
