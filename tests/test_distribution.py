@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -541,14 +540,9 @@ def test_two_tune_processes_share_one_study_and_run_no_trial_twice(tmp_path):
     (tmp_path / "space.yaml").write_text("optimizer.learning_rate: {low: 0.001, high: 0.1}\n")
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     trials = 4
-    first = tune_process(tmp_path, "host-a", storage, trials)
-    while first.poll() is None and not _study_started(storage):
-        # The first process creates the study; the second joins once it has a trial. Started
-        # at the same instant, two processes race to create the SQLite schema (alembic's
-        # UNIQUE constraint fails in one) and seed their samplers alike (trainer/tune.py
-        # seeds with seed + trials so far), so they would propose the same values.
-        time.sleep(0.2)
-    workers = [first, tune_process(tmp_path, "host-b", storage, trials)]
+    # Started together on a new database: both create Optuna's tables (the loser of that race
+    # retries) and each seeds its sampler with its own seed, so they propose different values.
+    workers = [tune_process(tmp_path, name, storage, trials) for name in ("host-a", "host-b")]
     outputs = [worker.communicate(timeout=300) for worker in workers]
     for worker, (_, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err[-3000:]
@@ -562,15 +556,10 @@ def test_two_tune_processes_share_one_study_and_run_no_trial_twice(tmp_path):
     assert {f"{t.number:03d}" for t in complete} == ran["host-a"] | ran["host-b"]
     values = [t.params["optimizer.learning_rate"] for t in complete]
     assert len(set(values)) == len(values)  # and no set of values twice
+    seeds = {name: {t.user_attrs["sampler_seed"] for t in complete
+                    if f"{t.number:03d}" in ran[name]}
+             for name in ("host-a", "host-b")}  # fmt: skip
+    assert all(len(s) <= 1 for s in seeds.values())  # one seed per process, recorded ...
+    assert not seeds["host-a"] & seeds["host-b"]  # ... and not the same one
     for out, _ in outputs:  # each process reports the one shared study, as it stood at its end
         assert trials <= json.loads(out)["trials"]["complete"] <= len(complete)
-
-
-def _study_started(storage: str) -> bool:
-    import optuna
-
-    try:
-        study = optuna.load_study(study_name="trainer-tune", storage=storage)
-        return bool(study.trials)
-    except Exception:  # not created yet (or the schema is half-made): look again
-        return False

@@ -239,3 +239,38 @@ def test_each_epoch_is_reported_and_a_trial_behind_is_pruned():
     with pytest.raises(optuna.TrialPruned):
         progress.epoch(2, 5, {"loss": 0.8, "val_loss": 1.2}, 0.1)
     assert trial.reported == [(11, 1.0), (12, 1.2)]
+
+
+def _collision(calls, fail: int):
+    """An RDBStorage that fails ``fail`` times as a process losing the table-creation race."""
+    from sqlalchemy.exc import IntegrityError
+
+    def storage(url, **kwargs):
+        calls.append(url)
+        if len(calls) <= fail:
+            raise IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE failed"))
+        return "storage"
+
+    return storage
+
+
+def test_opening_a_new_shared_study_retries_the_table_creation_race(monkeypatch):
+    import optuna.storages
+
+    from trainer import tune
+    from trainer.errors import RunError
+
+    monkeypatch.setattr(tune, "STORAGE_BACKOFF_SECONDS", 0.001)
+    calls = []
+    monkeypatch.setattr(optuna.storages, "RDBStorage", _collision(calls, fail=2))
+    assert tune._storage("sqlite:///study.db") == "storage"
+    assert len(calls) == 3
+
+    calls = []  # still colliding after every attempt: a clear error, the password hidden
+    monkeypatch.setattr(optuna.storages, "RDBStorage", _collision(calls, fail=99))
+    with pytest.raises(RunError) as caught:
+        tune._storage("postgresql://me:secret@db/optuna")
+    assert len(calls) == tune.STORAGE_ATTEMPTS
+    message = str(caught.value)
+    assert f"after {tune.STORAGE_ATTEMPTS} attempts: UNIQUE failed" in message
+    assert "secret" not in message and "db/optuna" in message

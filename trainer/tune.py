@@ -16,6 +16,11 @@ have finished (completed, pruned, or failed for a reason the trial itself caused
 config, diverged loss). With the default storage the directory is locked, so every trial
 still marked running belongs to a process that died; with a shared one, Optuna's heartbeat
 finds dead processes' trials.
+
+The sampler is seeded with the config's seed plus the number of trials so far, so a search
+in one directory is reproducible; with shared storage each process draws its own seed, so
+processes that start together do not propose the same values. Each trial records the seed
+in its ``sampler_seed`` user attribute.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import secrets
 import signal
 import warnings
 from collections.abc import Callable
@@ -32,13 +38,15 @@ from typing import Any
 
 from trainer import datasets, engine, leaderboard
 from trainer.config import to_yaml
-from trainer.errors import ConfigError, DivergedError, Interrupted, UsageError
+from trainer.errors import ConfigError, DivergedError, Interrupted, RunError, UsageError
 from trainer.registry import did_you_mean
 from trainer.space import Space, configure
 
 STUDY = "trainer-tune"
 HEARTBEAT_SECONDS = 60  # shared storage: a trial silent for GRACE_SECONDS is dead
 GRACE_SECONDS = 180
+STORAGE_ATTEMPTS = 5  # opening a new database while other processes create its tables
+STORAGE_BACKOFF_SECONDS = 0.2  # doubled after each failed attempt, with jitter
 
 
 @dataclass
@@ -120,13 +128,13 @@ def search(settings: Settings, root: Path, progress_factory: Callable, notify: C
     engine.check_writable(root)
     root.mkdir(parents=True, exist_ok=True)
     with RunLock(root) if settings.storage is None else contextlib.nullcontext():
-        study = _open_study(settings, root)
+        study, seed = _open_study(settings, root)
         _recover(study, settings, notify)
         remaining = settings.trials - len(finished(study))
         if remaining > 0:
             try:
                 study.optimize(
-                    lambda trial: _objective(trial, settings, root, progress_factory),
+                    lambda trial: _objective(trial, settings, root, progress_factory, seed),
                     n_trials=remaining,
                     callbacks=[
                         _stop_at(settings.trials),
@@ -145,21 +153,22 @@ def search(settings: Settings, root: Path, progress_factory: Callable, notify: C
 
 def _open_study(settings: Settings, root: Path):
     import optuna
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     if settings.storage is None:
-        storage = RDBStorage(f"sqlite:///{(root / 'study.db').absolute()}")
+        storage = _storage(f"sqlite:///{(root / 'study.db').absolute()}")
+        done = 0
+        if STUDY in optuna.study.get_all_study_names(storage):
+            done = len(optuna.load_study(study_name=STUDY, storage=storage).trials)
+        seed = settings.base.seed + done  # a resumed sampler must not replay the first proposals
     else:
-        storage = RDBStorage(
+        storage = _storage(
             settings.storage,
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(),
         )
-    done = 0
-    if STUDY in optuna.study.get_all_study_names(storage):
-        done = len(optuna.load_study(study_name=STUDY, storage=storage).trials)
-    seed = settings.base.seed + done  # a resumed sampler must not replay the first proposals
+        seed = secrets.randbits(32)  # processes sharing a study must not propose alike
     if settings.sampler == "grid":
         sampler = optuna.samplers.GridSampler(settings.space.grid(), seed=seed)
     elif settings.sampler == "random":
@@ -191,7 +200,54 @@ def _open_study(settings: Settings, root: Path):
             hint="resume with the same config, space, metric, direction, sampler and folds, "
             "or start a new search in another --run-dir",
         )
-    return study
+    return study, seed
+
+
+def _storage(url: str, attempts: int = STORAGE_ATTEMPTS, **kwargs):
+    """``RDBStorage(url)``, retried while another process is creating the same tables.
+
+    Optuna creates its tables and stamps the schema version when a storage is first opened;
+    two processes doing so at once on a new database collide (a table that "already exists",
+    alembic's UNIQUE version row, SQLite's "database is locked"). The loser tries again after
+    a short, jittered backoff, and by then finds the tables made.
+    """
+    import random
+    import time
+
+    import optuna
+    from optuna.storages import RDBStorage
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return RDBStorage(url, **kwargs)
+        except (IntegrityError, OperationalError, optuna.exceptions.StorageInternalError) as e:
+            cause = e.__cause__ if isinstance(e, optuna.exceptions.StorageInternalError) else e
+            transient = isinstance(cause, IntegrityError) or (
+                isinstance(cause, OperationalError)
+                and any(s in str(cause) for s in ("database is locked", "already exists"))
+            )
+            if not transient:
+                raise
+            if attempt == attempts:
+                first_line = str(getattr(cause, "orig", None) or cause).splitlines()[0]
+                raise RunError(
+                    f"could not open the study storage {_hide_password(url)} after {attempts} "
+                    f"attempts: {first_line}",
+                    hint="if other `trainer tune` processes were starting on it, run this one "
+                    "again; it joins the study they created",
+                ) from e
+            time.sleep(STORAGE_BACKOFF_SECONDS * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: shown as given
+        return url
 
 
 def _recover(study, settings: Settings, notify: Callable) -> None:
@@ -227,9 +283,12 @@ def _stop_at(total: int):
     return callback
 
 
-def _objective(trial, settings: Settings, root: Path, progress_factory: Callable) -> float:
+def _objective(
+    trial, settings: Settings, root: Path, progress_factory: Callable, seed: int
+) -> float:
     import optuna
 
+    trial.set_user_attr("sampler_seed", seed)  # this process's sampler: results stay traceable
     values = {d.key: d.suggest(trial) for d in settings.space.dimensions}
     folder = root / "trials" / f"{trial.number:03d}"
     trial.set_user_attr("run_dir", str(folder))
