@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from trainer.plotting import grid, png
+
 PLOTS_DIR = "plots"  # inside the run directory
 PREDICTIONS = "predictions.npz"
 MAX_CURVES = 10  # one-vs-rest curves drawn per class up to this many classes, else micro only
@@ -73,7 +75,7 @@ def save_predictions(path: Path, y_true, y_pred) -> None:
 
 def draw(run: RunFiles) -> dict[str, bytes]:
     """Every picture that applies to ``run``, as PNG bytes by name, in display order."""
-    return {name: _png(fig) for name, fig in figures(run).items()}
+    return {name: png(fig) for name, fig in figures(run).items()}
 
 
 def figures(run: RunFiles) -> dict[str, Any]:
@@ -125,7 +127,7 @@ def learning_curves(history: list[dict[str, float]], training: dict[str, Any]):
     epochs = [int(row.get("epoch", i)) + 1 for i, row in enumerate(history)]
     cols = min(3, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = _figure(4.2 * cols, 3.2 * rows, rows, cols)
+    fig, axes = grid(4.2 * cols, 3.2 * rows, rows, cols)
     best, stopped = training.get("best_epoch"), training.get("stopped_early")
     for ax, name in zip(axes, names, strict=False):
         ax.plot(epochs, [row.get(name, math.nan) for row in history], marker=".", label="training")
@@ -151,7 +153,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: list[str]):
     n = len(matrix)
     names = [str(c) for c in class_names] or [str(i) for i in range(n)]
     side = min(12.0, 2.5 + 0.55 * n)
-    fig, (ax,) = _figure(side + 1.2, side, 1, 1)
+    fig, (ax,) = grid(side + 1.2, side, 1, 1)
     totals = matrix.sum(axis=1, keepdims=True)
     shares = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
@@ -183,8 +185,8 @@ def classification_curves(y_true, y_pred, class_names: list[str]) -> dict[str, A
         onehot = np.eye(scores.shape[1], dtype=bool)[y_true]
         curves.append(("micro-average", onehot.ravel(), scores.ravel()))
     curves = [c for c in curves if 0 < c[1].sum() < len(c[1])]  # both outcomes present
-    roc_fig, (roc,) = _figure(6.0, 5.0, 1, 1)
-    pr_fig, (pr,) = _figure(6.0, 5.0, 1, 1)
+    roc_fig, (roc,) = grid(6.0, 5.0, 1, 1)
+    pr_fig, (pr,) = grid(6.0, 5.0, 1, 1)
     for label, truth, score in curves:
         bold = {"linewidth": 2.5, "color": "black"} if label == "micro-average" else {}
         fpr, tpr, _ = skm.roc_curve(truth, score)
@@ -207,7 +209,7 @@ def regression(y_true, y_pred) -> dict[str, Any]:
     predicted = np.asarray(y_pred, dtype=np.float64).ravel()
     residuals = predicted - truth
     alpha = 0.7 if len(truth) < 500 else 0.3
-    fig, (ax,) = _figure(5.5, 5.0, 1, 1)
+    fig, (ax,) = grid(5.5, 5.0, 1, 1)
     ax.scatter(truth, predicted, s=10, alpha=alpha)
     low, high = min(truth.min(), predicted.min()), max(truth.max(), predicted.max())
     ax.plot([low, high], [low, high], color="grey", linestyle=":", label="predicted = true")
@@ -215,7 +217,7 @@ def regression(y_true, y_pred) -> dict[str, Any]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     pictures = {"predicted_vs_true": fig}
-    fig, (scatter, histogram) = _figure(10.0, 4.2, 1, 2)
+    fig, (scatter, histogram) = grid(10.0, 4.2, 1, 2)
     scatter.scatter(predicted, residuals, s=10, alpha=alpha)
     scatter.axhline(0.0, color="grey", linestyle=":")
     scatter.set(xlabel="predicted value", ylabel="residual", title="residuals vs predicted")
@@ -226,21 +228,6 @@ def regression(y_true, y_pred) -> dict[str, Any]:
         ax.grid(alpha=0.3)
     pictures["residuals"] = fig
     return pictures
-
-
-def _figure(width: float, height: float, rows: int, cols: int):
-    """A figure drawn off-screen and its axes as a flat list."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False)
-    return fig, list(axes.ravel())
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 def _float(value: str) -> float:

@@ -1,31 +1,39 @@
 """Matplotlib for files, not windows: figures without pyplot, PNGs written atomically.
 
 Imported only by code that draws (matplotlib takes about a second to import), never at
-command-line start-up.
+command-line start-up. Every picture of the project (run plots, lr-find, the search) is made
+and written here.
 """
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 
-def figure(width: float = 7.0, height: float = 4.5):
-    """A new (figure, axes), drawn off-screen by Agg (a bare Figure never opens a window)."""
+def grid(width: float, height: float, rows: int, cols: int):
+    """A new figure drawn off-screen by Agg (a bare Figure never opens a window) and its
+    ``rows * cols`` axes as a flat list."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    return fig, fig.add_subplot()
+    return fig, list(fig.subplots(rows, cols, squeeze=False).ravel())
+
+
+def figure(width: float = 7.0, height: float = 4.5):
+    """A new (figure, axes) with one plot."""
+    fig, (axes,) = grid(width, height, 1, 1)
+    return fig, axes
+
+
+def png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def save(fig, path: Path) -> None:
     """Write ``fig`` as a PNG through a temporary file and a rename."""
-    from trainer.errors import StorageError
+    from trainer.checkpoint import atomic_write_bytes
 
-    temporary = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    try:
-        fig.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise StorageError(f"cannot write {path} ({error.strerror or error})") from error
+    atomic_write_bytes(path, png(fig))
