@@ -213,3 +213,22 @@ def test_malicious_model_with_a_lambda_layer_does_not_run(workspace, tmp_path):
     assert done.returncode == 1
     assert "Lambda" in done.stderr and "safe mode" in done.stderr
     assert not marker.exists()
+
+
+def test_fused_executions_resume_bit_for_bit(tmp_path):
+    """With XLA on and 3 steps per execution, a run killed mid-epoch resumes exactly."""
+    fused = {**CONFIG, "training": {**CONFIG["training"], "steps_per_execution": 3}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(fused))
+    done = trainer("fit", "config.yaml", "--run-dir", "reference", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    training = json.loads((tmp_path / "reference" / "environment.json").read_text())["training"]
+    assert training["fused_steps"] and training["steps_per_execution"] == 3
+    done = trainer("fit", "config.yaml", "--run-dir", "killed", cwd=tmp_path, fault="sigkill@13")
+    assert done.returncode == -signal.SIGKILL
+    # Epochs of 8 steps run as executions of 3, 3 and 2: the kill lands at the end of the one
+    # holding step 13 (epoch 2, steps 4-6), after the checkpoint at step 11 (epoch 2, step 3).
+    assert (tmp_path / "killed" / "checkpoints" / "latest").read_text() == "step-000000011"
+    done = trainer("fit", "--resume", "killed", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "resuming from step-000000011 (epoch 2, step 3)" in done.stderr
+    assert_parity(tmp_path, "killed")

@@ -85,8 +85,11 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         divisor=keras.backend.backend() != "tensorflow",
     )  # fmt: skip
     jit_compile = cluster.jit_compile(resolve_jit(cfg.training.jit_compile, trained, device))
+    supervised = MODELS.get(cfg.model.type).info.get("compile") is None
+    one_tf_device = cluster.mode == "none" and keras.backend.backend() == "tensorflow"
+    fused = jit_compile is True and supervised and one_tf_device  # see trainer.fused
     hook("compile", cfg.model.type)(
-        trained, cfg, make_optimizer, steps_per_execution=steps_per_execution,
+        trained, cfg, make_optimizer, steps_per_execution=1 if fused else steps_per_execution,
         jit_compile=jit_compile,
     )  # fmt: skip
     targets = hook("targets", cfg.model.type)
@@ -95,7 +98,15 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     hook("build_state", cfg.model.type)(trained, data.x_train[:rows], y_train[:rows])
     validation = None if data.x_val is None else (data.x_val, targets(data.x_val, data.y_val))
     validation = cluster.validation(validation, cfg.training.eval_batch_size)
-    batches = cluster.training_batches(data.x_train, y_train, batch_size, cfg.seed)
+    if fused:
+        from trainer.fused import FusedBatches, fuse
+
+        fuse(trained)
+        batches = FusedBatches(data.x_train, y_train, batch_size, cfg.seed,
+                               group=steps_per_execution, class_weight=weights)  # fmt: skip
+        weights = None  # the batches carry them, as sample weights
+    else:
+        batches = cluster.training_batches(data.x_train, y_train, batch_size, cfg.seed)
     data.x_train = batches.features  # the pipeline's copy: the split is held once
 
     tracker = Tracker(
@@ -141,6 +152,7 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
             "steps_per_epoch": steps_per_epoch,
             "steps_per_execution": steps_per_execution,
             "jit_compile": getattr(trained, "jit_compile", jit_compile),
+            "fused_steps": fused,
             "batch_size": batch_size,
             "epoch_seconds": [round(t, 3) for t in loop.epoch_seconds],
             "train_seconds": round(seconds, 3),

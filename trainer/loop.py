@@ -267,7 +267,7 @@ class Loop:
             def on_train_batch_end(self, batch, logs=None):
                 position = loop.position
                 before = position.global_step
-                position.step = min(loop.start + batch + 1, loop.steps)
+                position.step = loop.batches.steps_done(loop.start, batch)
                 position.global_step = loop.epoch * loop.steps + position.step
                 loop.progress.step(position.step)
                 bad = {k: float(v) for k, v in (logs or {}).items() if "loss" in k
@@ -313,7 +313,7 @@ class Loop:
                         self.batches.epoch(epoch, self.start),
                         initial_epoch=epoch,
                         epochs=epoch + 1,
-                        steps_per_epoch=self.steps - self.start,
+                        steps_per_epoch=self.batches.executions(self.start),
                         validation_data=self.validation,
                         validation_batch_size=self.cfg.training.eval_batch_size,
                         callbacks=[supervisor, *self.extra_callbacks],

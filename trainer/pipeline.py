@@ -60,6 +60,14 @@ class NumpyBatches:
         self._x, self._y = x, y
         self.features = x
 
+    def executions(self, start_step: int = 0) -> int:
+        """Keras's steps per epoch when it starts at ``start_step`` (one per batch here)."""
+        return self.steps - start_step
+
+    def steps_done(self, start_step: int, keras_step: int) -> int:
+        """The epoch's steps done once Keras reports ``keras_step`` (from ``start_step``)."""
+        return min(start_step + keras_step + 1, self.steps)
+
     def order(self, epoch: int) -> np.ndarray:
         if not self.shuffle:
             return np.arange(self.n, dtype=np.int64)
