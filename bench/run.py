@@ -69,7 +69,8 @@ def trainer_once(case: dict, limit: int | None, env: dict, seed: int) -> dict:
             "accuracy": json.loads(done.stdout)["test"]["accuracy"],
             "train_samples": training["data_sizes"]["train"],
             "steps_per_execution": training["steps_per_execution"],
-            "jit_compile": training["jit_compile"]}  # fmt: skip
+            "jit_compile": training["jit_compile"], "fused_steps": training.get("fused_steps"),
+            "eval_batch_size": training.get("eval_batch_size")}  # fmt: skip
 
 
 def script_once(name: str, case: dict, limit: int | None, env: dict, seed: int) -> dict:
@@ -118,7 +119,8 @@ def measure(name: str, case: dict, reps: int, limit: int | None, env: dict) -> d
             "gflop_per_epoch": gflop,
         }
     summary["settings"] = {
-        k: sides["trainer"][0][k] for k in ("steps_per_execution", "jit_compile")
+        k: sides["trainer"][0][k]
+        for k in ("steps_per_execution", "jit_compile", "fused_steps", "eval_batch_size")
     }
     return summary
 
@@ -155,9 +157,16 @@ def table(rows: list[tuple[str, dict]]) -> str:
             f"{t['peak_mib']:.0f} / {h['peak_mib']:.0f} | {t['peak_mib'] / h['peak_mib']:.2f} | "
             f"{t['accuracy']:.4f} / {h['accuracy']:.4f} | "
             f"{100 * t['peak_fraction']:.1f}% / {100 * h['peak_fraction']:.1f}% | "
-            f"spe {s['settings']['steps_per_execution']}, jit {s['settings']['jit_compile']} |"
+            f"{settings(s['settings'])} |"
         )  # fmt: skip
     return "\n".join(lines)
+
+
+def settings(chosen: dict) -> str:
+    fused = " (fused)" if chosen["fused_steps"] else ""
+    return (f"steps_per_execution {chosen['steps_per_execution']}{fused}, "
+            f"XLA {'on' if chosen['jit_compile'] is True else 'off'}, "
+            f"eval batch {chosen['eval_batch_size']}")  # fmt: skip
 
 
 def main() -> None:

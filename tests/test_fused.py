@@ -66,7 +66,8 @@ def train(x, y, fused: bool, class_weight=None):
     losses = []
     for epoch in range(3):
         history = model.fit(batches.epoch(epoch), steps_per_epoch=batches.executions(),
-                            class_weight=None if fused else class_weight, shuffle=False, verbose=0)  # fmt: skip
+                            class_weight=None if fused else class_weight, shuffle=False,
+                            verbose=0)  # fmt: skip
         losses.append(history.history["loss"][-1])
     return model.get_weights(), losses
 

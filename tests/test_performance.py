@@ -57,3 +57,38 @@ def test_mixed_precision_is_refused_for_custom_training_steps(tmp_path):
     result = runner.invoke(app, ["config", "validate", str(write_config(tmp_path, data))])
     assert result.exit_code == 2
     assert "training.precision" in result.output and "supervised" in result.output
+
+
+def _keras_model(kind: str):
+    import keras
+
+    layers = keras.layers
+    if kind == "mlp":  # the benchmark's MLP: ~1000 numbers per sample
+        body = [layers.Flatten(), layers.Dense(128), layers.Dense(64)]
+    else:  # the Keras-example CNN: ~45 000 numbers per sample
+        body = [layers.Conv2D(32, 3), layers.MaxPooling2D(2), layers.Conv2D(64, 3),
+                layers.MaxPooling2D(2), layers.Flatten()]  # fmt: skip
+    return keras.Sequential([keras.Input((28, 28, 1)), *body, layers.Dense(10)])
+
+
+@pytest.mark.parametrize(
+    ("kind", "setting", "batch_size", "multiple", "expected"),
+    [
+        ("mlp", "auto", 32, 1, 1024),  # small activations: large batches
+        ("cnn", "auto", 32, 1, 128),  # 128 x 45k floats fit in 32 MiB, 256 do not
+        ("cnn", "auto", 500, 1, 500),  # never less than training already held
+        ("cnn", "auto", "full", 1, 128),
+        ("mlp", "auto", 32, 3, 1023),  # split evenly over 3 replicas
+        ("cnn", 77, 32, 1, 77),  # an explicit setting is taken as it is
+    ],
+)
+def test_auto_eval_batch_size_bounds_activation_memory(kind, setting, batch_size, multiple,
+                                                       expected):  # fmt: skip
+    from trainer.schema import Training
+
+    model = _keras_model(kind)
+    per_sample = pipeline.activations_per_sample(model)
+    convolutions = 26 * 26 * 32 + 13 * 13 * 32 + 11 * 11 * 64 + 2 * 5 * 5 * 64
+    assert per_sample == 784 + (784 + 128 + 64 if kind == "mlp" else convolutions) + 10
+    training = Training(eval_batch_size=setting, batch_size=batch_size)
+    assert pipeline.eval_batch_size(training, model, multiple) == expected

@@ -97,7 +97,8 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     rows = cluster.build_rows()
     hook("build_state", cfg.model.type)(trained, data.x_train[:rows], y_train[:rows])
     validation = None if data.x_val is None else (data.x_val, targets(data.x_val, data.y_val))
-    validation = cluster.validation(validation, cfg.training.eval_batch_size)
+    eval_batch = pipeline.eval_batch_size(cfg.training, model, cluster.local_replicas)
+    validation = cluster.validation(validation, eval_batch)
     if fused:
         from trainer.fused import FusedBatches, fuse
 
@@ -123,8 +124,8 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
             *hook("callbacks", cfg.model.type)(model, cfg, data, run_dir),
             *tracker.start(trained),
         ]  # TensorBoard, MLflow
-        loop = Loop(trained, optimizers_of(trained), cfg, run_dir, progress, batches, validation,
-                    class_weight=weights, callbacks=extra)  # fmt: skip
+        loop = Loop(trained, optimizers_of(trained), cfg, run_dir, progress, batches,
+                    (validation, eval_batch), class_weight=weights, callbacks=extra)  # fmt: skip
         loop.checkpoints = cluster.checkpoints(loop.checkpoints)
         if resume and loop.resume(keep_learning_rate):
             environment["resumed_from"] = loop.position.resumed_from
@@ -154,6 +155,7 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
             "jit_compile": getattr(trained, "jit_compile", jit_compile),
             "fused_steps": fused,
             "batch_size": batch_size,
+            "eval_batch_size": eval_batch,
             "epoch_seconds": [round(t, 3) for t in loop.epoch_seconds],
             "train_seconds": round(seconds, 3),
             "data_sizes": data.sizes(),

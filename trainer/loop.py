@@ -190,7 +190,8 @@ class Loop:
                  callbacks: list | None = None) -> None:  # fmt: skip
         self.model, self.optimizers, self.cfg = model, optimizers, cfg
         self.class_weight, self.extra_callbacks = class_weight, list(callbacks or [])
-        self.batches, self.validation, self.progress = batches, validation, progress
+        self.batches, self.progress = batches, progress
+        self.validation, self.eval_batch = validation  # the data and its batch size
         self.steps = batches.steps
         self.fault = fault_from_env()
         self.checkpoints = checkpoint.Checkpoints(
@@ -315,7 +316,7 @@ class Loop:
                         epochs=epoch + 1,
                         steps_per_epoch=self.batches.executions(self.start),
                         validation_data=self.validation,
-                        validation_batch_size=self.cfg.training.eval_batch_size,
+                        validation_batch_size=self.eval_batch,
                         callbacks=[supervisor, *self.extra_callbacks],
                         class_weight=self.class_weight,
                         shuffle=False,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer import engine
+from trainer import engine, pipeline
 from trainer.datasets.csv_reader import MISSING
 from trainer.errors import DataError, UsageError
 from trainer.models import MODELS
@@ -70,7 +70,8 @@ def predict(run_dir: Path, input_path: Path, output: Path) -> dict[str, Any]:
     expected = tuple(model.input_shape[1:])
     if state.get("kind") != "table":
         x = _scaled(_shaped(x, expected, input_path), state)
-    outputs = model.predict(x, batch_size=cfg.training.eval_batch_size, verbose=0)
+    batch = pipeline.eval_batch_size(cfg.training, model)
+    outputs = model.predict(x, batch_size=batch, verbose=0)
     names = _class_names(run_dir, state, cfg.task, outputs)
     write(output, ids, outputs, cfg.task, names)
     summary = {

@@ -101,8 +101,11 @@ class Training(Section):
     backend: Literal["auto", "tensorflow", "jax"] = Field(
         "auto", description="Keras backend; 'auto' follows KERAS_BACKEND, else TensorFlow."
     )
-    eval_batch_size: int = Field(
-        1024, ge=1, description="Batch size for prediction and evaluation."
+    eval_batch_size: int | Literal["auto"] = Field(
+        "auto",
+        description="Batch size for validation, evaluation and prediction; 'auto' takes the "
+        "largest power of two up to 1024 whose activations fit in 32 MiB, and at least "
+        "batch_size.",
     )
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = Field(
         "float32",
@@ -142,6 +145,11 @@ class Training(Section):
     @field_validator("steps_per_execution", mode="before")
     @classmethod
     def _positive_or_auto(cls, value):
+        return _positive_int_or("auto", value)
+
+    @field_validator("eval_batch_size", mode="before")
+    @classmethod
+    def _eval_positive_or_auto(cls, value):
         return _positive_int_or("auto", value)
 
     @field_validator("batch_size", mode="before")

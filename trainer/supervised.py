@@ -36,8 +36,10 @@ def targets(x, y):
 def evaluate(model, cfg: Config, data: Dataset, artifacts: Path | None = None) -> dict[str, Any]:
     from trainer.evaluation import evaluate as score
     from trainer.evaluation import naive_baseline
+    from trainer.pipeline import eval_batch_size
 
-    predictions = model.predict(data.x_test, batch_size=cfg.training.eval_batch_size, verbose=0)
+    batch = eval_batch_size(cfg.training, model)
+    predictions = model.predict(data.x_test, batch_size=batch, verbose=0)
     if artifacts is not None:  # for the run's pictures (trainer.plots), redrawn without a model
         from trainer.plots import PREDICTIONS, save_predictions
 

@@ -97,8 +97,9 @@ def evaluate(model, cfg: Config, data: Dataset, artifacts: Path | None = None) -
     import numpy as np
 
     from trainer import generative, pictures
+    from trainer.pipeline import eval_batch_size
 
-    batch, seed = cfg.training.eval_batch_size, cfg.seed
+    batch, seed = eval_batch_size(cfg.training, model), cfg.seed
     n = min(generative.FRECHET_SAMPLES, len(data.x_test))
     real, labels = data.x_test[:n], data.y_test[:n]  # generated with the test split's labels
     z = generative.noise(seed, n, model.latent_dim, 4)

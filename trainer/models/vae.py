@@ -70,8 +70,9 @@ def evaluate(model, cfg: Config, data: Dataset, artifacts: Path | None = None) -
     import numpy as np
 
     from trainer import generative, pictures
+    from trainer.pipeline import eval_batch_size
 
-    batch, seed = cfg.training.eval_batch_size, cfg.seed
+    batch, seed = eval_batch_size(cfg.training, model), cfg.seed
     x, y = data.x_test, data.y_test
 
     def encode(images, labels):
