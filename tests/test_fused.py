@@ -22,15 +22,14 @@ def test_executions_hold_the_epochs_batches_in_order(n, batch, group, start):
     plain = [
         labels.numpy() for _, labels in pipeline.TrainingBatches(x, y, batch, 5).epoch(1, start)
     ]
-    executions = list(fused.epoch(1, start))
+    executions = [rows.numpy() for rows in fused.epoch(1, start)]
     assert len(executions) == fused.executions(start)
-    steps = [(features[i].numpy(), labels[i].numpy()) for features, labels in executions
-             for i in range(len(labels))]  # fmt: skip
+    steps = [fused.gather(rows[i]) for rows in executions for i in range(len(rows))]
     assert len(steps) == len(plain)
     for (features, labels), expected in zip(steps, plain, strict=True):
         np.testing.assert_array_equal(labels, expected)  # same samples, same batch, same order
-        np.testing.assert_array_equal(features.ravel(), labels)  # features stay paired
-    sizes = [len(labels) for _, labels in executions]
+        np.testing.assert_array_equal(features.numpy().ravel(), labels)  # features stay paired
+    sizes = [len(rows) for rows in executions]
     assert max(sizes) <= group
     assert list(start + np.cumsum(sizes)) == fused.ends(start)
     assert [fused.steps_done(start, i) for i in range(len(sizes))] == fused.ends(start)
@@ -57,7 +56,7 @@ def train(x, y, fused: bool, class_weight=None):
                               layers.Dropout(0.2), layers.Dense(3, "softmax")])  # fmt: skip
     if fused:
         batches = FusedBatches(x, y, 8, seed=2, group=3, class_weight=class_weight)
-        fuse(model)
+        fuse(model, batches)
     else:
         batches = pipeline.TrainingBatches(x, y, 8, seed=2)
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",

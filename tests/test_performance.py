@@ -92,3 +92,16 @@ def test_auto_eval_batch_size_bounds_activation_memory(kind, setting, batch_size
     assert per_sample == 784 + (784 + 128 + 64 if kind == "mlp" else convolutions) + 10
     training = Training(eval_batch_size=setting, batch_size=batch_size)
     assert pipeline.eval_batch_size(training, model, multiple) == expected
+
+
+def test_an_aligned_split_is_shared_with_tensorflow_not_copied():
+    x = pipeline.aligned_empty((6, 2), "float32")
+    x[...] = np.arange(12, dtype="float32").reshape(6, 2)
+    assert x.ctypes.data % pipeline.ALIGNMENT == 0
+    source = pipeline.TrainingBatches(x, np.arange(6, dtype="int32"), batch_size=2, seed=0)
+    assert np.shares_memory(np.asarray(source._x), x)  # one copy, used by both
+    assert not x.flags.writeable  # TensorFlow reads it: it may not change under the tensor
+    np.testing.assert_array_equal(source.features, np.arange(12).reshape(6, 2))
+    unaligned = np.arange(13, dtype="float32")[1:].reshape(6, 2)  # 4 bytes off: copied
+    copied = pipeline.TrainingBatches(unaligned, np.arange(6, dtype="int32"), 2, 0)
+    assert not np.shares_memory(np.asarray(copied._x), unaligned) and unaligned.flags.writeable

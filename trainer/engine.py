@@ -102,9 +102,9 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     if fused:
         from trainer.fused import FusedBatches, fuse
 
-        fuse(trained)
         batches = FusedBatches(data.x_train, y_train, batch_size, cfg.seed,
                                group=steps_per_execution, class_weight=weights)  # fmt: skip
+        fuse(trained, batches)
         weights = None  # the batches carry them, as sample weights
     else:
         batches = cluster.training_batches(data.x_train, y_train, batch_size, cfg.seed)

@@ -3,9 +3,11 @@
 Keras's ``steps_per_execution`` runs N steps per call into the graph, but each step still
 takes its batch from the ``tf.data`` iterator and launches its own XLA program. For a small
 model (the batch-32 MLP of issue #5) those per-step costs are most of the epoch. Here the
-pipeline hands the model N batches at once, stacked as one ``[N, batch, ...]`` tensor, and the
-model's train step loops over them inside one XLA program: one optimizer update per batch,
-the same batches in the same order as unfused training, only without the per-step trips.
+pipeline hands the model the sample indices of N batches at once, an ``[N, batch]`` tensor,
+and the model's train step loops over them inside one XLA program, gathering each batch from
+the training split held once: one optimizer update per batch, the same batches in the same
+order as unfused training, only without the per-step trips and with no batch copied out
+(gathering whole executions in ``tf.data`` cost ~100 MiB of peak memory on the MLP).
 
 Executions end at multiples of N within the epoch (and before the short last batch, which
 runs alone), so an interrupted run that resumes at a checkpointed step compiles the same
@@ -23,8 +25,9 @@ from trainer.pipeline import TrainingBatches
 class FusedBatches(TrainingBatches):
     """Epoch ``e`` from ``start_step`` on as a ``tf.data`` of executions, not of batches.
 
-    Each element is ``(x, y)``, or ``(x, y, sample_weight)`` with class weights, whose first
-    axis counts the execution's steps. :meth:`ends` says after which step each one finishes.
+    Each element holds an execution's sample indices, ``[steps, batch]``; :meth:`gather`
+    turns one row into a batch inside the step, and :meth:`ends` says after which step each
+    execution finishes.
     """
 
     def __init__(self, x, y, batch_size: int, seed: int, group: int,
@@ -62,42 +65,42 @@ class FusedBatches(TrainingBatches):
         import tensorflow as tf
 
         ends = self.ends(start_step)
-        bounds = np.stack([[start_step, *ends[:-1]], ends], axis=1)
+        bounds = np.stack([[start_step, *ends[:-1]], ends], axis=1).astype(np.int64)
         order = tf.constant(self.order(epoch).astype(np.int64))
         n, size = tf.constant(self.n, tf.int64), tf.constant(self.batch_size, tf.int64)
-        features, targets, weights = self._x, self._y, self._w
 
-        def gather(bound):
+        def rows(bound):
             low, high = bound[0] * size, tf.minimum(bound[1] * size, n)
-            rows = tf.reshape(order[low:high], [-1, tf.minimum(size, n - low)])
-            batch = (tf.gather(features, rows), tf.gather(targets, rows))
-            return batch if weights is None else (*batch, tf.gather(weights, rows))
+            return tf.reshape(order[low:high], [-1, tf.minimum(size, n - low)])
 
-        return (
-            tf.data.Dataset.from_tensor_slices(bounds.astype(np.int64))
-            .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(2)  # an execution holds N batches: a deep buffer would cost memory
-        )
+        return tf.data.Dataset.from_tensor_slices(bounds).map(rows).prefetch(2)
+
+    def gather(self, rows):
+        """One batch's ``(x, y)`` or ``(x, y, sample_weight)`` (inside the compiled step)."""
+        import tensorflow as tf
+
+        parts = (self._x, self._y) if self._w is None else (self._x, self._y, self._w)
+        return tuple(tf.gather(part, rows) for part in parts)
 
 
-def fuse(model) -> None:
-    """Make ``model`` train on executions: its train step loops over the stacked batches.
+def fuse(model, batches: FusedBatches) -> None:
+    """Make ``model`` train on executions of ``batches``: its step loops over their rows.
 
     The model object stays what it is (its layers, variables, saved form); only the step
     ``fit`` compiles changes. Compile it with ``steps_per_execution=1``: each Keras step is
-    one execution here.
+    one execution here. The batches are gathered inside the compiled program from the
+    training split held once, so no execution's data is ever copied out in between.
     """
     import tensorflow as tf
 
     one_step = model.train_step  # Keras's own step, for one batch
 
-    def train_step(data):
-        count = tf.shape(data[0])[0]
-
+    def train_step(rows):
         def body(i):
-            one_step(tuple(part[i] for part in data))
+            one_step(batches.gather(rows[i]))
             return (i + 1,)
 
+        count = tf.shape(rows)[0]
         tf.while_loop(lambda i: i < count, body, (tf.constant(0),), parallel_iterations=1)
         return model.get_metrics_result()
 

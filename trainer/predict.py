@@ -245,9 +245,9 @@ def _shaped(x: np.ndarray, expected: tuple, path: Path) -> np.ndarray:
 
 
 def _scaled(x: np.ndarray, state: dict[str, Any]) -> np.ndarray:
-    from trainer.datasets import _scaler_from
+    from trainer.datasets import scaler_from
 
-    return _scaler_from(state)(x)
+    return scaler_from(state)(x)
 
 
 def _class_names(run_dir: Path, state, task: str, outputs) -> list[str]:

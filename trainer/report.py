@@ -55,6 +55,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def metrics_report(metrics: dict[str, Any], title: str, console: Console = out) -> None:
     """Tables for the test metrics, the confusion matrix and the per-class scores."""
     table = Table(title=title, title_justify="left")
@@ -99,7 +103,8 @@ class PlainProgress:
         self.console.print(f"{text} ...", markup=False, style="dim")
 
     def start(self, epochs: int, steps_per_epoch: int) -> None:
-        self.console.print(f"training: {epochs} epochs of {steps_per_epoch} steps", markup=False)
+        self.console.print(f"training: {plural(epochs, 'epoch')} of "
+                           f"{plural(steps_per_epoch, 'step')}", markup=False)  # fmt: skip
 
     def step(self, step: int) -> None:
         pass

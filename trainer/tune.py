@@ -390,7 +390,7 @@ def fold_data(cfg, k: int) -> list[datasets.Dataset]:
         x = np.concatenate([x, raw.x_val[:limit]])
         y = np.concatenate([y, raw.y_val[:limit]])
     if raw.x_test is None:
-        x, x_test, y, y_test = datasets._split(
+        x, x_test, y, y_test = datasets.split(
             x, y, params.test_split, seed, raw.task, "test", list(raw.class_names)
         )
     else:

@@ -155,7 +155,7 @@ def prepare(
     if params.limit:
         x, y = x[: params.limit], y[: params.limit]
     if raw.x_test is None:
-        x, x_test, y, y_test = _split(x, y, params.test_split, seed, raw.task, "test", names)
+        x, x_test, y, y_test = split(x, y, params.test_split, seed, raw.task, "test", names)
     else:
         x_test, y_test = raw.x_test, raw.y_test
         if params.limit:
@@ -165,7 +165,7 @@ def prepare(
         if params.limit:
             x_val, y_val = x_val[: params.limit], y_val[: params.limit]
     elif params.validation_split > 0:
-        x, x_val, y, y_val = _split(
+        x, x_val, y, y_val = split(
             x, y, params.validation_split, seed + 1, raw.task, "validation", names
         )
 
@@ -231,7 +231,7 @@ def _transform(raw: RawData, state: dict[str, Any], warnings: list[str]):
             return features
 
         return transform_table, scaling_summary(state)
-    scaler = _scaler_from(state)
+    scaler = scaler_from(state)
 
     def transform_array(x, split: str):
         if scaler.offset is not None and scaler.offset.ndim and scaler.offset.shape != x.shape[1:]:
@@ -245,7 +245,7 @@ def _transform(raw: RawData, state: dict[str, Any], warnings: list[str]):
     return transform_array, dict(state["scaling"])
 
 
-def _scaler_from(state: dict[str, Any]) -> _Scaler:
+def scaler_from(state: dict[str, Any]) -> _Scaler:
     """A scaler from saved statistics, as :func:`_fit_scaler` made them."""
     import numpy as np
 
@@ -297,7 +297,8 @@ def _relabel(ys: tuple, names: list[str], state: dict[str, Any]):
     return tuple(mapped), list(saved)
 
 
-def _split(x, y, fraction: float, seed: int, task: Task, what: str, class_names=()):
+def split(x, y, fraction: float, seed: int, task: Task, what: str, class_names=()):
+    """(x, x_held, y, y_held): ``fraction`` held out as the ``what`` split, stratified by class."""
     import math
 
     from sklearn.model_selection import train_test_split
@@ -345,12 +346,16 @@ class _Scaler:
     def __call__(self, x):
         import numpy as np
 
-        if self.offset is None:
-            return np.asarray(x, dtype=np.float32)
-        x = np.array(x, dtype=np.float32)  # one float32 copy, scaled in place: no temporaries
-        x -= self.offset
-        x /= self.scale
-        return x
+        from trainer.pipeline import aligned_empty
+
+        if self.offset is None and np.asarray(x).dtype == np.float32:
+            return np.asarray(x)
+        scaled = aligned_empty(np.shape(x), np.float32)  # one copy, that the pipeline can share
+        scaled[...] = x
+        if self.offset is not None:  # in place: no temporaries
+            scaled -= self.offset
+            scaled /= self.scale
+        return scaled
 
 
 def _fit_scaler(method: str, x, value_range) -> _Scaler:
