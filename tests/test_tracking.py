@@ -160,7 +160,8 @@ def test_resuming_a_complete_run_shows_its_saved_diagnosis(tracked):
 
 
 def test_interrupted_then_resumed_run_logs_each_epoch_once(tmp_path):
-    """SIGTERM in epoch 2, then --resume: TensorBoard and MLflow hold epochs 0, 1, 2 once."""
+    """SIGTERM in epoch 2, then a resume with a changed learning rate (allowed): TensorBoard
+    and MLflow hold epochs 0, 1, 2 once, and the MLflow run is tagged with the change."""
     (tmp_path / "store").mkdir()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -176,7 +177,9 @@ def test_interrupted_then_resumed_run_logs_each_epoch_once(tmp_path):
     run = tmp_path / "run"
     assert mlflow_run(tmp_path, run).info.status == "KILLED"
     assert events(run / "tensorboard" / "train")["epoch_loss"] == [0]
-    resumed = trainer("fit", "--resume", "run")
+    changed = {**CONFIG, "optimizer": {"type": "adam", "learning_rate": 0.005}}
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed))
+    resumed = trainer("fit", "changed.yaml", "--run-dir", "run", "--allow-config-change")
     assert resumed.returncode == 0, resumed.stderr
     for split in ("train", "validation"):
         assert events(run / "tensorboard" / split)["epoch_loss"] == list(range(EPOCHS)), split
@@ -186,6 +189,8 @@ def test_interrupted_then_resumed_run_logs_each_epoch_once(tmp_path):
     history = client(tmp_path).get_metric_history(found.info.run_id, "loss")
     assert sorted(m.step for m in history) == list(range(EPOCHS))
     assert len(client(tmp_path).search_runs([found.info.experiment_id])) == 1
+    assert found.data.params["optimizer.learning_rate"] == "0.01"  # MLflow keeps the first
+    assert found.data.tags["trainer.resumed_with.optimizer.learning_rate"] == "0.01 -> 0.005"
 
 
 def test_tensorboard_can_be_turned_off(tmp_path):

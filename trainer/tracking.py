@@ -248,9 +248,8 @@ class MlflowRun:
         if resume and record.get("run_id") and record.get("uri") == self.uri:
             self.run_id = record["run_id"]
             self.client.update_run(self.run_id, status="RUNNING")
+            self._tag_changed_params()
             return
-        from trainer.runs import _flatten
-
         run = self.client.create_run(
             self.experiment_id, run_name=self.run_dir.name,
             tags={"trainer.run_dir": str(self.run_dir.absolute()),
@@ -259,13 +258,27 @@ class MlflowRun:
         self.run_id = run.info.run_id
         from mlflow.entities import Param
 
-        flat = _flatten(self.cfg.model_dump(mode="json"))
-        params = [Param(k, str(v)[:6000]) for k, v in sorted(flat.items())]
+        params = [Param(k, v) for k, v in sorted(self._params().items())]
         for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(self.run_id, params=params[i : i + 100])
         record = {"uri": self.uri, "experiment_id": self.experiment_id,
                   "run_id": self.run_id}  # fmt: skip
         _write_record(self.run_dir, {**_read_record(self.run_dir), "mlflow": record})
+
+    def _params(self) -> dict[str, str]:
+        from trainer.runs import _flatten
+
+        flat = _flatten(self.cfg.model_dump(mode="json"))
+        return {key: str(value)[:6000] for key, value in flat.items()}
+
+    def _tag_changed_params(self) -> None:
+        """MLflow params never change: a resume with a changed config tags what changed."""
+        logged = self.client.get_run(self.run_id).data.params
+        for key, value in sorted(self._params().items()):
+            if logged.get(key) != value:
+                before = logged.get(key, "(unset)")
+                self.client.set_tag(self.run_id, f"trainer.resumed_with.{key}",
+                                    f"{before} -> {value}")  # fmt: skip
 
     def callback(self):
         import keras
