@@ -105,3 +105,17 @@ def test_an_aligned_split_is_shared_with_tensorflow_not_copied():
     unaligned = np.arange(13, dtype="float32")[1:].reshape(6, 2)  # 4 bytes off: copied
     copied = pipeline.TrainingBatches(unaligned, np.arange(6, dtype="int32"), 2, 0)
     assert not np.shares_memory(np.asarray(copied._x), unaligned) and unaligned.flags.writeable
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shared"),
+    [("float32", True), ("float64", True), ("int32", True), ("int64", True),
+     ("uint8", False), ("bool", False), ("float16", False)],
+)  # fmt: skip
+def test_aligned_arrays_of_common_types_are_shared_and_the_rest_copied(dtype, shared):
+    x = pipeline.aligned_empty((5, 3), dtype)
+    x[...] = np.arange(15).reshape(5, 3) % 2
+    tensor = pipeline.shared_tensor(x)
+    np.testing.assert_array_equal(np.asarray(tensor), np.arange(15).reshape(5, 3) % 2)
+    assert np.shares_memory(np.asarray(tensor), x) == shared
+    assert x.flags.writeable != shared

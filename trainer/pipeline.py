@@ -84,6 +84,7 @@ def activations_per_sample(model) -> int:
 
 
 ALIGNMENT = 64  # bytes: what TensorFlow's (Eigen's) kernels require of a tensor's memory
+SHAREABLE = tuple(np.dtype(t) for t in ("float32", "float64", "int32", "int64"))
 
 
 def aligned_empty(shape, dtype) -> np.ndarray:
@@ -105,7 +106,8 @@ def shared_tensor(x: np.ndarray):
     """
     import tensorflow as tf
 
-    if x.size and x.flags.c_contiguous and x.flags.writeable and x.ctypes.data % ALIGNMENT == 0:
+    shareable = x.dtype in SHAREABLE and x.size and x.flags.c_contiguous and x.flags.writeable
+    if shareable and x.ctypes.data % ALIGNMENT == 0:
         tensor = tf.experimental.dlpack.from_dlpack(x.__dlpack__())
         x.flags.writeable = False  # the tensor reads this memory: nobody may change it
         return tensor
