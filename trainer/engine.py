@@ -125,7 +125,7 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
             *tracker.start(trained),
         ]  # TensorBoard, MLflow
         loop = Loop(trained, optimizers_of(trained), cfg, run_dir, progress, batches,
-                    (validation, eval_batch), class_weight=weights, callbacks=extra)  # fmt: skip
+                    validation, eval_batch, class_weight=weights, callbacks=extra)  # fmt: skip
         loop.checkpoints = cluster.checkpoints(loop.checkpoints)
         if resume and loop.resume(keep_learning_rate):
             environment["resumed_from"] = loop.position.resumed_from

@@ -37,6 +37,7 @@ class FusedBatches(TrainingBatches):
         super().__init__(x, y, batch_size, seed)
         self.group = max(1, group)
         self.full = self.n // batch_size  # the steps with a whole batch
+        self._ends: dict[int, list[int]] = {}
         self._w = None
         if class_weight is not None:  # Keras's own expansion, as fit(class_weight=...) does it
             from keras.src.trainers.data_adapters import data_adapter_utils
@@ -45,7 +46,15 @@ class FusedBatches(TrainingBatches):
                 y, class_weight))  # fmt: skip
 
     def ends(self, start_step: int = 0) -> list[int]:
-        """The epoch's step count after each execution that starts at ``start_step``."""
+        """The epoch's step count after each execution that starts at ``start_step``.
+
+        Asked after every execution (:meth:`steps_done`), so each start's list is made once.
+        """
+        if start_step not in self._ends:
+            self._ends[start_step] = self._layout(start_step)
+        return self._ends[start_step]
+
+    def _layout(self, start_step: int) -> list[int]:
         group, ends, step = self.group, [], start_step
         while step < self.full:
             step = min((step // group + 1) * group, self.full)

@@ -186,12 +186,12 @@ class Loop:
     """Runs the epochs of one run, resumable at any checkpointed step."""
 
     def __init__(self, model, optimizers, cfg, run_dir: Path, progress, batches,
-                 validation, class_weight: dict[int, float] | None = None,
+                 validation, eval_batch: int, class_weight: dict[int, float] | None = None,
                  callbacks: list | None = None) -> None:  # fmt: skip
         self.model, self.optimizers, self.cfg = model, optimizers, cfg
         self.class_weight, self.extra_callbacks = class_weight, list(callbacks or [])
         self.batches, self.progress = batches, progress
-        self.validation, self.eval_batch = validation  # the data and its batch size
+        self.validation, self.eval_batch = validation, eval_batch
         self.steps = batches.steps
         self.fault = fault_from_env()
         self.checkpoints = checkpoint.Checkpoints(

@@ -348,8 +348,9 @@ class _Scaler:
 
         from trainer.pipeline import aligned_empty
 
-        if self.offset is None and np.asarray(x).dtype == np.float32:
-            return np.asarray(x)
+        x = np.asarray(x)
+        if self.offset is None and x.dtype == np.float32:
+            return x
         scaled = aligned_empty(np.shape(x), np.float32)  # one copy, that the pipeline can share
         scaled[...] = x
         if self.offset is not None:  # in place: no temporaries
