@@ -37,6 +37,7 @@ CASES = {
     "lstm": {"config": "lstm.yaml", "batch": 128, "epochs": 3, "macs": LSTM_MACS},
 }
 SCALING = (10_000, 30_000, 60_000)
+KEPT = "<!-- sections below are written by other bench/ scripts; bench/run.py keeps them -->"
 
 
 def run(command: list[str], env: dict) -> tuple[subprocess.CompletedProcess, float, int]:
@@ -188,8 +189,11 @@ def main() -> None:
               f"ratios are script / trainer for time (higher is better for the trainer) and "
               f"trainer / script for memory.\n\n{table(rows)}\n")  # fmt: skip
     print(report)
-    if args.write:
-        (ROOT / "bench" / "RESULTS.md").write_text("# Benchmark results\n\n" + report)
+    if args.write:  # the sections other scripts own (after KEPT) stay as they are
+        results = ROOT / "bench" / "RESULTS.md"
+        old = results.read_text() if results.is_file() else ""
+        kept = old[old.index(KEPT) :] if KEPT in old else ""
+        results.write_text("# Benchmark results\n\n" + report + ("\n" + kept if kept else ""))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Faults in real processes: signals, SIGKILL, crashes mid-save, NaN, full disk, bad files.
+"""Faults in real processes: signals, SIGKILL, crashes mid-save, NaN/Inf, full disk, bad files.
 
 Each run is a tiny deterministic model (with dropout, so random-generator state matters)
 on 256 training images: 8 steps per epoch, a checkpoint every 3 steps. The parity checks
@@ -32,8 +32,9 @@ CONFIG = {
 }
 
 
-def trainer(*args, cwd, fault=None, limit_bytes=None):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+def trainer(*args, cwd, fault=None, limit_bytes=None, path=()):
+    pythonpath = os.pathsep.join([*map(str, path), str(ROOT)])
+    env = {**os.environ, "PYTHONPATH": pythonpath, "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("TRAINER_FAULT", None)
     if fault:
         env["TRAINER_FAULT"] = fault
@@ -119,16 +120,122 @@ def test_damaged_newest_checkpoint_is_skipped_with_a_warning(workspace):
     assert_parity(workspace, "run-bad")
 
 
-def test_nan_loss_stops_with_its_own_code_and_keeps_the_last_finite_checkpoint(workspace):
-    done = trainer("fit", "config.yaml", "--run-dir", "run-nan", cwd=workspace, fault="nan@10")
+def assert_stopped_non_finite(root: Path, run: str, done, kept: str) -> None:
+    """Exit 5, no traceback, the likely causes, ``kept`` still latest, no model, all finite."""
     assert done.returncode == 5, done.stderr
-    assert "loss became nan in epoch 2 at step 3" in done.stderr
     assert "learning rate" in done.stderr and "Traceback" not in done.stderr
-    checkpoints = workspace / "run-nan" / "checkpoints"
-    assert (checkpoints / "latest").read_text() == "step-000000009"
-    assert not (workspace / "run-nan" / "model.keras").exists()
-    state = model_state(workspace / "run-nan")
+    checkpoints = root / run / "checkpoints"
+    assert (checkpoints / "latest").read_text() == kept
+    assert f"the last finite checkpoint ({kept}) was kept" in done.stderr
+    assert not (root / run / "model.keras").exists()
+    state = model_state(root / run)
     assert all(np.isfinite(v).all() for k, v in state.items() if v.dtype.kind == "f")
+
+
+# Each fault makes the weights non-finite by a checkpoint step (every 3; epoch 2 is steps
+# 9-16), so the weight check before that checkpoint sees it whatever the CPU does with NaN in
+# a ReLU (a CPU whose ReLU propagates NaN may stop on the loss of that step instead).
+@pytest.mark.parametrize(
+    ("fault", "where", "kept", "named"),
+    [
+        ("nan-kernel@12", "epoch 2 at step 4", 9, "weight dense_0/kernel (1536 NaN of 1536"),
+        ("lr-explode@11", "epoch 2 at step 4", 9, "optimizer variable adam/learning_rate (1 Inf"),
+        ("nan-input@6", "epoch 1 at step 6", 3, "weight dense_0/kernel ("),
+    ],
+)
+def test_non_finite_weights_stop_the_run_before_they_are_checkpointed(workspace, fault, where,
+                                                                      kept, named):  # fmt: skip
+    run = "run-" + fault.split("@")[0]
+    done = trainer("fit", "config.yaml", "--run-dir", run, cwd=workspace, fault=fault)
+    assert_stopped_non_finite(workspace, run, done, kept=f"step-{kept:09d}")
+    assert f"in {where}" in done.stderr and named in done.stderr
+
+
+# Whether a ReLU passes NaN on or turns it into 0 depends on the CPU's instruction set; this
+# makes the second behaviour on any machine, so both are tested wherever the suite runs.
+ZEROING_RELU = """
+import keras.src.backend.tensorflow.nn as nn
+import tensorflow as tf
+
+_relu = nn.relu
+
+
+def relu(x):
+    x = tf.convert_to_tensor(x)
+    return tf.where(tf.math.is_nan(x), tf.zeros_like(x), _relu(x))
+
+
+nn.relu = relu
+"""
+
+
+@pytest.mark.parametrize("relu", ["as-this-cpu-does", "zeroes-nan"])
+@pytest.mark.parametrize(
+    ("fault", "kept", "named"),
+    [
+        ("nan-kernel@10", 9, "weight dense_0/kernel (1536 NaN"),  # the fresh machine's failure
+        ("nan-input@6", 3, "weight dense_0/kernel ("),
+    ],
+)
+def test_nan_behind_a_relu_is_caught_whatever_the_relu_does(workspace, tmp_path, relu, fault,
+                                                             kept, named):  # fmt: skip
+    path = []
+    if relu == "zeroes-nan":
+        (tmp_path / "sitecustomize.py").write_text(ZEROING_RELU)
+        path.append(tmp_path)
+    run = f"run-relu-{relu}-{fault.split('@')[0]}"
+    done = trainer("fit", "config.yaml", "--run-dir", run, cwd=workspace, fault=fault, path=path)
+    # A ReLU that propagates NaN stops on the loss, one that zeroes it on the weight check of
+    # the next checkpoint; both name the kernel and keep the checkpoint before.
+    assert_stopped_non_finite(workspace, run, done, kept=f"step-{kept:09d}")
+    assert named in done.stderr
+    if relu == "zeroes-nan":  # the loss stayed finite: only the weight check could see it
+        assert "became non-finite in epoch" in done.stderr
+        assert "loss became" not in done.stderr
+
+
+def test_checkpoint_holding_nan_is_skipped_on_resume(workspace):
+    from trainer.checkpoint import MANIFEST, STATE, _sha256
+
+    done = trainer("fit", "config.yaml", "--run-dir", "run-poisoned", cwd=workspace,
+                   fault="sigterm@13")  # fmt: skip
+    assert done.returncode == 143
+    newest = workspace / "run-poisoned" / "checkpoints" / "step-000000013"
+    with np.load(newest / STATE) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    kernel = next(k for k in arrays if k.startswith("optimizer0/") and "velocity" in k)
+    arrays[kernel].flat[5] = np.inf
+    with open(newest / STATE, "wb") as handle:
+        np.savez(handle, **arrays)
+    manifest = json.loads((newest / MANIFEST).read_text())  # a consistent manifest: bytes and
+    manifest[STATE] = {"bytes": (newest / STATE).stat().st_size, "sha256": _sha256(newest / STATE)}
+    (newest / MANIFEST).write_text(json.dumps(manifest))  # SHA-256 alone would not notice
+    done = trainer("fit", "--resume", "run-poisoned", cwd=workspace)
+    assert done.returncode == 0, done.stderr
+    assert "skipped damaged checkpoint step-000000013: state.npz holds non-finite values: " \
+        "optimizer variable adam/dense_0_kernel_velocity (1 Inf of 1536 values)" \
+        in done.stderr  # fmt: skip
+    assert "resuming from step-000000012" in done.stderr
+    assert_parity(workspace, "run-poisoned")
+
+
+@pytest.mark.parametrize("command", [["eval"], ["export", "--format", "saved_model",
+                                                 "--output", "exported"]])  # fmt: skip
+def test_a_saved_model_with_nan_weights_is_refused(workspace, tmp_path, command):
+    import shutil
+
+    import keras
+
+    run = tmp_path / "nan-run"
+    shutil.copytree(workspace / "reference", run)
+    model = keras.saving.load_model(run / "model.keras")
+    bias = model.weights[-1]
+    bias.assign(np.where(np.arange(bias.shape[0]) == 2, np.nan, bias.numpy()))
+    model.save(run / "model.keras")
+    done = trainer(*command, run, cwd=workspace)
+    assert done.returncode == 5, done.stderr
+    assert "model.keras: refused: it holds non-finite weights" in done.stderr
+    assert "/bias (1 NaN of 10 values)" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_full_disk_fails_cleanly_and_keeps_the_previous_checkpoint(workspace):

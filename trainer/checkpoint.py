@@ -7,7 +7,8 @@ metric accumulators of the epoch in progress), ``meta.json`` (epoch, step in the
 early-stopping state, history length) and ``manifest.json`` (size and SHA-256 of both).
 It is written into a temporary directory beside the final one, fsynced, renamed into place
 with ``os.replace``, and only then named by the ``latest`` pointer. A damaged newest
-checkpoint is skipped, with a warning, for the previous valid one.
+checkpoint (one whose bytes fail the manifest, or whose weights or optimizer variables hold
+NaN or Inf) is skipped, with a warning, for the previous valid one.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import json
 import os
 import shutil
 import socket
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from trainer import finite
 from trainer.errors import RunError, StorageError, UsageError
 
 STATE, META, MANIFEST, LATEST = "state.npz", "meta.json", "manifest.json", "latest"
@@ -83,7 +86,7 @@ class Checkpoints:
                 handle.flush()
                 os.fsync(handle.fileno())
             if self._fault is not None:
-                self._fault("checkpoint", meta["global_step"] - 1, meta["global_step"])
+                self._fault.in_checkpoint(meta["global_step"])
             (temporary / META).write_text(json.dumps(meta, indent=2))
             manifest = {
                 name: {"bytes": (temporary / name).stat().st_size,
@@ -138,6 +141,12 @@ class Checkpoints:
                 return f"{name} has {size} bytes, the manifest says {expected.get('bytes')}"
             if _sha256(path / name) != expected.get("sha256"):
                 return f"{name} fails its SHA-256 check"
+        try:
+            found = finite.checkpoint_problems(self.load_arrays(path))
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:  # not an archive
+            return f"{STATE} cannot be read ({error})"
+        if found:
+            return f"{STATE} holds non-finite values: {finite.summary(found)}"
         return None
 
     def latest(self) -> Restored | None:

@@ -1,8 +1,8 @@
 """The command line: thin commands that parse, call the library and hand results to report.
 
 Exit codes (see trainer.errors): 0 success; 1 failure while running; 2 bad config or usage
-(nothing written); 3 metric gate not met; 4 data error; 5 loss diverged; 6 cannot write the
-run directory; 130 / 143 interrupted by SIGINT / SIGTERM after writing a checkpoint.
+(nothing written); 3 metric gate not met; 4 data error; 5 loss or weights non-finite; 6 cannot
+write the run directory; 130 / 143 interrupted by SIGINT / SIGTERM after writing a checkpoint.
 TensorFlow is imported only by commands that touch a model (fit, eval).
 """
 

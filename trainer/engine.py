@@ -17,9 +17,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from trainer import augmentation, datasets, distribution, optimizers, pipeline, plots
+from trainer import (
+    augmentation,
+    datasets,
+    distribution,
+    faults,
+    finite,
+    optimizers,
+    pipeline,
+    plots,
+)
 from trainer.config import to_yaml
-from trainer.errors import RunError, StorageError, UsageError
+from trainer.errors import DivergedError, RunError, StorageError, UsageError
 from trainer.models import MODELS, hook
 from trainer.schema import Config
 
@@ -94,6 +103,12 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     )  # fmt: skip
     targets = hook("targets", cfg.model.type)
     y_train = targets(data.x_train, data.y_train)
+    fault = faults.from_env()  # a test hook; None unless TRAINER_FAULT is set
+    if fault is not None:
+        data.x_train = fault.poison_data(
+            data.x_train, lambda e: pipeline.permutation(cfg.seed, e, n_train), steps_per_epoch,
+            batch_size,
+        )  # fmt: skip
     rows = cluster.build_rows()
     hook("build_state", cfg.model.type)(trained, data.x_train[:rows], y_train[:rows])
     validation = None if data.x_val is None else (data.x_val, targets(data.x_val, data.y_val))
@@ -141,6 +156,8 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
 
         cluster.finish()
         progress.stage("saving and evaluating")
+        refuse_non_finite(model, "the trained model (after restoring early stopping's best "
+                          "weights) has non-finite weights; no model was saved")  # fmt: skip
         save_model(model, run_dir / "model.keras")
         metrics = evaluate_model(model, cfg, data, run_dir)
         early = loop.early
@@ -266,7 +283,15 @@ def load_model(run_dir: Path, cfg: Config):
                 hint="only evaluate models from sources you trust; retrain it with `trainer fit`",
             ) from error
         raise RunError(f"{path}: cannot be loaded ({error})") from error
+    refuse_non_finite(model, f"{run_dir / 'model.keras'}: refused: it holds non-finite weights")
     return model
+
+
+def refuse_non_finite(model, what: str) -> None:
+    """DivergedError (exit 5) naming each weight of ``model`` that holds NaN or Inf."""
+    found = finite.model_problems(model)
+    if found:
+        raise DivergedError(f"{what}: {finite.summary(found)}", hint=finite.CAUSES)
 
 
 def evaluate_model(model, cfg: Config, data: datasets.Dataset, artifacts: Path | None = None):

@@ -11,7 +11,7 @@ EXIT_FAILURE = 1  # something failed while running (data, training, I/O)
 EXIT_USAGE = 2  # bad config, bad command-line usage; nothing was written
 EXIT_GATE = 3  # a --fail-under / --fail-over metric gate was not met
 EXIT_DATA = 4  # a dataset is missing, unreadable or malformed
-EXIT_DIVERGED = 5  # the loss became NaN or infinite
+EXIT_DIVERGED = 5  # the loss or a weight became NaN or infinite (or a saved model holds one)
 EXIT_STORAGE = 6  # the run directory could not be written (disk full, permissions)
 EXIT_SIGINT = 130  # interrupted by Ctrl-C; a checkpoint was written
 EXIT_SIGTERM = 143  # terminated (SIGTERM, e.g. preemption); a checkpoint was written
@@ -57,7 +57,7 @@ class DataError(TrainerError):
 
 
 class DivergedError(TrainerError):
-    """The loss became NaN or infinite; the last finite checkpoint was kept."""
+    """The loss or a weight became NaN or infinite; the last finite checkpoint was kept."""
 
     exit_code = EXIT_DIVERGED
 

@@ -2,9 +2,10 @@
 
 Each epoch is one ``fit`` call over that epoch's batches (from the step a resumed run
 stopped at), with a :class:`Supervisor` callback that counts steps, writes periodic and
-epoch-end checkpoints, watches for NaN loss and signals, keeps early-stopping state that
-survives a restart, and appends ``history.csv``. Keras's own ``EarlyStopping`` and
-``BackupAndRestore`` forget their state across processes, so this module owns both.
+epoch-end checkpoints (each only once every weight is finite), watches for NaN loss and
+signals, keeps early-stopping state that survives a restart, and appends ``history.csv``.
+Keras's own ``EarlyStopping`` and ``BackupAndRestore`` forget their state across processes,
+so this module owns both.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer import checkpoint
+from trainer import checkpoint, faults, finite
 from trainer.errors import (
     EXIT_SIGINT,
     EXIT_SIGTERM,
@@ -148,29 +149,6 @@ class SignalGuard:
             signal.signal(signum, handler)
 
 
-def fault_from_env():
-    """Test hook: TRAINER_FAULT=kind@global_step injects a failure (see tests/test_faults.py)."""
-    spec = os.environ.get("TRAINER_FAULT", "")
-    if "@" not in spec:
-        return None
-    kind, _, at = spec.partition("@")
-    at = int(at)
-
-    def fire(where: str, before: int, global_step: int, model=None) -> None:
-        if not before < at <= global_step:  # the chunk of steps that ran contains `at`
-            return
-        if where == "checkpoint" and kind == "kill-in-checkpoint":
-            os.kill(os.getpid(), signal.SIGKILL)
-        if where == "step":
-            if kind in ("sigint", "sigterm", "sigkill"):
-                os.kill(os.getpid(), getattr(signal, kind.upper()))
-            elif kind == "nan":
-                variable = model.trainable_variables[0]
-                variable.assign(np.full(variable.shape, np.nan, dtype=variable.dtype))
-
-    return fire
-
-
 @dataclass
 class Position:
     epoch: int = 0  # 0-based epoch in progress
@@ -193,7 +171,7 @@ class Loop:
         self.batches, self.progress = batches, progress
         self.validation, self.eval_batch = validation, eval_batch
         self.steps = batches.steps
-        self.fault = fault_from_env()
+        self.fault = faults.from_env()
         self.checkpoints = checkpoint.Checkpoints(
             run_dir / "checkpoints", keep=cfg.checkpoint.keep, fault=self.fault
         )
@@ -202,7 +180,7 @@ class Loop:
         self.early = None if stopping is None else EarlyStopper(**stopping.model_dump())
         self.position = Position()
         self.guard: SignalGuard | None = None
-        self.diverged: tuple[int, int, float] | None = None
+        self.diverged: str | None = None  # what became non-finite, where
         self.epoch_seconds: list[float] = []
         self.stopped_early = False
 
@@ -231,8 +209,16 @@ class Loop:
         return True
 
     # -- checkpoints ----------------------------------------------------------------------
-    def save(self, epoch: int, step: int) -> Path:
-        arrays = checkpoint.capture(self.model, self.optimizers)
+    def save(self, epoch: int, step: int,
+             arrays: dict[str, np.ndarray] | None = None) -> Path | None:  # fmt: skip
+        """Checkpoint (``arrays``: the model's, already captured and checked), unless non-finite.
+
+        A weight or optimizer variable holding NaN or Inf stops the run instead
+        (:attr:`diverged`), and the previous checkpoint stays ``latest``.
+        """
+        arrays = self.finite_state(epoch, step) if arrays is None else arrays
+        if arrays is None:
+            return None
         if self.early is not None:
             arrays.update(self.early.arrays())
         meta = {
@@ -241,6 +227,21 @@ class Loop:
             "early_stopping": None if self.early is None else self.early.state(),
         }  # fmt: skip
         return self.checkpoints.save(arrays, meta)
+
+    def finite_state(self, epoch: int, step: int) -> dict[str, np.ndarray] | None:
+        """The model and optimizer state, or None (and the run stops) if any is non-finite.
+
+        ``epoch`` (0-based) and ``step`` (within it) say where, for the message.
+        """
+        arrays = checkpoint.capture(self.model, self.optimizers)
+        found = finite.checkpoint_problems(arrays)
+        if found:
+            plural = "s" * (len(found) > 1)
+            self.diverged = (f"{len(found)} variable{plural} became non-finite in epoch "
+                             f"{epoch + 1} at step {step}: {finite.summary(found)}")  # fmt: skip
+            self.model.stop_training = True
+            return None
+        return arrays
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -274,11 +275,16 @@ class Loop:
                 bad = {k: float(v) for k, v in (logs or {}).items() if "loss" in k
                        and not math.isfinite(float(v))}  # fmt: skip
                 if bad:  # any loss (a GAN has two) that is NaN or infinite
-                    loop.diverged = (loop.epoch, position.step, next(iter(bad.values())))
+                    found = finite.model_problems(self.model)
+                    loop.diverged = (
+                        f"the training loss became {next(iter(bad.values()))} in epoch "
+                        f"{loop.epoch + 1} at step {position.step}"
+                        + (f" (non-finite: {finite.summary(found)})" if found else "")
+                    )  # fmt: skip
                     self.model.stop_training = True
                     return
                 if loop.fault is not None:
-                    loop.fault("step", before, position.global_step, self.model)
+                    loop.fault.after_step(before, position.global_step, self.model)
                 if loop.guard.received is not None:
                     self.save_mid_epoch()
                     self.model.stop_training = True
@@ -290,6 +296,10 @@ class Loop:
             def on_epoch_end(self, epoch, logs=None):
                 if self.model.stop_training:  # interrupted or diverged: not a finished epoch
                     return
+                loop.model = self.model  # (the JAX trainer writes its state back: see above)
+                arrays = loop.finite_state(epoch, loop.steps)
+                if arrays is None:  # not a finished epoch either: no history row, no checkpoint
+                    return
                 logs = {k: float(v) for k, v in (logs or {}).items()}
                 logs["learning_rate"] = _learning_rate(self.model)
                 loop.history.append(epoch, logs)
@@ -298,7 +308,7 @@ class Loop:
                 loop.progress.epoch(epoch + 1, epochs, logs, seconds)
                 if loop.early is not None and loop.early.update(epoch, logs, self.model):
                     loop.stopped_early = True
-                loop.save(epoch + 1, 0)
+                loop.save(epoch + 1, 0, arrays)
 
         supervisor = Supervisor()
         self.progress.start(epochs, self.steps)
@@ -331,16 +341,11 @@ class Loop:
 
     def _raise_if_stopped(self) -> None:
         if self.diverged is not None:
-            epoch, step, loss = self.diverged
             names = self.checkpoints.valid_names()
             kept = f"the last finite checkpoint ({names[-1]}) was kept" if names else (
                 "no checkpoint had been written yet")  # fmt: skip
-            raise DivergedError(
-                f"the training loss became {loss} in epoch {epoch + 1} at step {step}; "
-                f"{kept} and no model was saved",
-                hint="likely causes: a learning rate too high (try 10x lower, or clipnorm: 1.0), "
-                "unscaled inputs (dataset.scaling: standard), or NaN/Inf in the data",
-            )
+            raise DivergedError(f"{self.diverged}; {kept} and no model was saved",
+                                hint=finite.CAUSES)  # fmt: skip
         if self.guard.received is not None:
             signum = self.guard.received
             code = EXIT_SIGINT if signum == signal.SIGINT else EXIT_SIGTERM
