@@ -33,6 +33,7 @@ test:
 lint:
 	$(BIN)/ruff check trainer tests bench
 	$(BIN)/ruff format --check trainer tests bench
+	$(BIN)/lint-imports
 
 smoke:
 	$(BIN)/trainer config validate configs/*.yaml

@@ -1,7 +1,7 @@
 """What the finiteness check costs: seconds per check against seconds per epoch, in one run.
 
 Runs ``trainer fit`` in this process on a benchmark config (``bench/configs``) with
-``trainer.finite.checkpoint_problems`` wrapped in a timer, so every check the loop makes
+``trainer.training.finite.checkpoint_problems`` wrapped in a timer, so every check the loop makes
 (one per checkpoint: each ``checkpoint.every_steps`` and each epoch end) is measured in the
 run it guards. Also timed: ``checkpoint.capture``, the copy a checkpoint makes anyway.
 
@@ -44,8 +44,8 @@ def timed(module, name: str, log: list[float]):
 
 
 def measure(case: str, epochs: int, every: int, units: list[int] | None) -> dict:
-    from trainer import checkpoint, engine, finite
-    from trainer.config import load_config
+    from trainer.config.loading import load_config
+    from trainer.training import checkpoint, engine, finite
 
     overrides = [f"training.epochs={epochs}", f"checkpoint.every_steps={every}"]
     if units:

@@ -8,9 +8,10 @@ import pytest
 import yaml
 from test_faults import model_state, trainer
 
-from trainer.augmentation import PREVIEW, Augmentation, augment, for_training, preview
-from trainer.config import parse_yaml, validate
-from trainer.errors import ConfigError
+from trainer.config.loading import parse_yaml, validate
+from trainer.core.errors import ConfigError
+from trainer.settings.sections import Augmentation
+from trainer.training.augmentation import PREVIEW, augment, for_training, preview
 
 EVERYTHING = {"flip": "horizontal", "rotation": 0.1, "translation": 0.1, "zoom": 0.1,
               "contrast": 0.2}  # fmt: skip

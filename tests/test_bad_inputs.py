@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from trainer.cli import app
+from trainer.cli.commands import app
 
 runner = CliRunner()
 GOOD = "dataset:\n  type: digits\n  limit: 100\ntraining:\n  epochs: 1\n"

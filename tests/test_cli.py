@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from trainer.cli import app
+from trainer.cli.commands import app
 from trainer.optimizers import OPTIMIZERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,7 +275,7 @@ def test_console_script_end_to_end_without_traceback(tmp_path):
 def test_validation_does_not_import_tensorflow(tmp_path):
     config = write_config(tmp_path)
     code = (
-        "import sys; from typer.testing import CliRunner; from trainer.cli import app; "
+        "import sys; from typer.testing import CliRunner; from trainer.cli.commands import app; "
         f"r = CliRunner().invoke(app, ['config', 'validate', {str(config)!r}]); "
         "assert r.exit_code == 0, r.output; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"

@@ -17,13 +17,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from trainer.cli import app
-from trainer.config import apply_overrides, load_config, parse_yaml
+from trainer.cli.commands import app
+from trainer.config.loading import apply_overrides, load_config, parse_yaml
+from trainer.core.errors import EXIT_OK, EXIT_USAGE, ConfigError, UsageError
 from trainer.datasets import DATASETS
-from trainer.errors import EXIT_OK, EXIT_USAGE, ConfigError, UsageError
 from trainer.models import MODELS, Activation
 from trainer.optimizers import OPTIMIZERS
-from trainer.schema import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from trainer.settings.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -749,7 +749,7 @@ def test_config_commands_do_not_import_tensorflow():
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
-        "from trainer.cli import app\n"
+        "from trainer.cli.commands import app\n"
         "r = CliRunner().invoke(app, ['config', 'validate', *sys.argv[1:]])\n"
         "assert r.exit_code == 0, r.output\n"
         "r = CliRunner().invoke(app, ['config', 'schema'])\n"

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trainer.core.errors import DataError
 from trainer.datasets import DATASETS, load
 from trainer.datasets import mnist as mnist_module
-from trainer.errors import DataError
 
 IDX_NAMES = {
     "x_train": "train-images-idx3-ubyte.gz",

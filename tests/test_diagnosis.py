@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from trainer.config import load_config
-from trainer.diagnosis import VERDICTS, diagnose
+from trainer.config.loading import load_config
+from trainer.results.diagnosis import VERDICTS, diagnose
 
 DIGITS = {
     "name": "d",
@@ -200,7 +200,7 @@ def test_diagnosis_does_not_import_tensorflow():
     import sys
 
     code = (
-        "import sys; from trainer.diagnosis import diagnose; "
+        "import sys; from trainer.results.diagnosis import diagnose; "
         "diagnose([{'loss': '1.0'}, {'loss': '0.5'}]); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"
     )

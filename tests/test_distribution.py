@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import yaml
 
-from trainer.config import load_config
-from trainer.distribution import Cluster, resolve
-from trainer.errors import ConfigError, UsageError
-from trainer.replicas import ReplicatedBatches
+from trainer.config.loading import load_config
+from trainer.core.errors import ConfigError, UsageError
+from trainer.training.distribution import Cluster, resolve
+from trainer.training.replicas import ReplicatedBatches
 
 ROOT = Path(__file__).resolve().parent.parent
 PORT = 12355  # inside a private network namespace: no other test can hold it
@@ -88,7 +88,7 @@ def fresh(workspace: Path, name: str) -> Path:
 TWO_RUNS = """
 import sys
 {setup}
-from trainer.cli import app
+from trainer.cli.commands import app
 # mirrored first: the one-device run after it also checks that the engine was let go
 for run, extra in (("two", ["--set", {mirrored!r}]), ("one", [])):
     try:
@@ -440,7 +440,7 @@ def test_mirrored_tensorflow_limits(config, override, expected):
 def test_bad_cluster_fails_before_tensorflow_starts(workspace):
     where = fresh(workspace, "bad")
     script = (
-        "import sys\nfrom trainer.cli import app\n"
+        "import sys\nfrom trainer.cli.commands import app\n"
         "try:\n    app(['fit', 'config.yaml', '--run-dir', 'nothing', '--set', "
         f"{MULTI_HOST!r}])\n"
         "except SystemExit as exit:\n    print('exit', exit.code, 'tensorflow' in sys.modules)\n"
@@ -473,7 +473,7 @@ def shares(n: int, batch_size: int, replicas: int, processes: int, epoch: int = 
 
 @pytest.mark.parametrize("epoch", [0, 1])
 def test_each_process_feeds_a_disjoint_slice_of_the_same_global_batches(epoch):
-    from trainer.pipeline import permutation
+    from trainer.datasets.pipeline import permutation
 
     batches, (first, second) = shares(n=70, batch_size=16, replicas=4, processes=2, epoch=epoch)
     order = permutation(7, epoch, 70)

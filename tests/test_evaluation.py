@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
+from trainer.core.errors import UsageError
 from trainer.datasets import Dataset, DataSpec
-from trainer.errors import UsageError
-from trainer.evaluation import check_gates, evaluate, naive_baseline
+from trainer.evaluation.metrics import check_gates, evaluate, naive_baseline
 
 
 def test_binary_metrics_by_hand():

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from trainer.cli import app
-from trainer.export import KERAS_FORMATS, PACKAGES, TOLERANCE
+from trainer.cli.commands import app
+from trainer.workflows.export import KERAS_FORMATS, PACKAGES, TOLERANCE
 
 runner = CliRunner()
 

@@ -195,7 +195,7 @@ def test_nan_behind_a_relu_is_caught_whatever_the_relu_does(workspace, tmp_path,
 
 
 def test_checkpoint_holding_nan_is_skipped_on_resume(workspace):
-    from trainer.checkpoint import MANIFEST, STATE, _sha256
+    from trainer.training.checkpoint import MANIFEST, STATE, _sha256
 
     done = trainer("fit", "config.yaml", "--run-dir", "run-poisoned", cwd=workspace,
                    fault="sigterm@13")  # fmt: skip
@@ -248,7 +248,7 @@ def test_full_disk_fails_cleanly_and_keeps_the_previous_checkpoint(workspace):
     assert done.returncode == 6, done.stderr
     assert "cannot write checkpoint" in done.stderr and "File too large" in done.stderr
     assert (checkpoints / "latest").read_text() == before
-    from trainer.checkpoint import Checkpoints
+    from trainer.training.checkpoint import Checkpoints
 
     assert Checkpoints(checkpoints).verify(checkpoints / before) is None
 
@@ -290,7 +290,7 @@ def test_a_complete_run_is_left_alone(workspace):
 
 
 def test_a_second_process_on_the_same_run_fails_fast(workspace):
-    from trainer.checkpoint import RunLock
+    from trainer.core.files import RunLock
 
     done = trainer("fit", "config.yaml", "--run-dir", "run-lock", cwd=workspace,
                    fault="sigterm@2")  # fmt: skip

@@ -1,10 +1,10 @@
-"""The finiteness check on weights, optimizer variables and checkpoints (trainer.finite)."""
+"""The finiteness check on weights, optimizer variables, checkpoints (training.finite)."""
 
 import numpy as np
 import pytest
 
-from trainer import finite
-from trainer.errors import EXIT_DIVERGED, DivergedError
+from trainer.core.errors import EXIT_DIVERGED, DivergedError
+from trainer.training import finite
 
 
 def test_problems_count_nan_and_inf_and_skip_finite_and_integer_arrays():
@@ -44,7 +44,7 @@ def test_summary_shows_the_first_few_and_counts_the_rest():
 def test_a_model_with_a_nan_weight_is_refused_before_it_is_saved_or_used():
     import keras
 
-    from trainer.engine import refuse_non_finite
+    from trainer.training.saved import refuse_non_finite
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="head")])
     refuse_non_finite(model, "fine")  # finite: nothing happens
@@ -58,7 +58,7 @@ def test_a_model_with_a_nan_weight_is_refused_before_it_is_saved_or_used():
 
 
 def test_an_unknown_fault_kind_is_refused():
-    from trainer.faults import Fault
+    from trainer.training.faults import Fault
 
     with pytest.raises(ValueError, match="unknown kind 'nan'"):
         Fault("nan", 3)

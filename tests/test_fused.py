@@ -1,10 +1,10 @@
-"""Fused steps (trainer.fused): N batches per XLA program, the same updates as unfused steps."""
+"""Fused steps (training.fused): N batches per XLA program, the same updates as unfused."""
 
 import numpy as np
 import pytest
 
-from trainer import pipeline
-from trainer.fused import FusedBatches, fuse
+from trainer.datasets import pipeline
+from trainer.training.fused import FusedBatches, fuse
 
 # (samples, batch size, steps per execution, the step an epoch starts at)
 LAYOUTS = [(10, 4, 2, 0), (100, 8, 4, 0), (100, 8, 4, 5), (96, 8, 4, 3), (7, 7, 3, 0),

@@ -11,11 +11,11 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from trainer import generative, pictures
-from trainer.cli import app
+from trainer.cli.commands import app
+from trainer.config.schema import Config
 from trainer.datasets import Dataset, DataSpec
-from trainer.models import MODELS, hook
-from trainer.schema import Config
+from trainer.evaluation import pictures
+from trainer.models import MODELS, generative, hook
 
 runner = CliRunner()
 GENERATIVE = [e.name for e in MODELS.entries() if "evaluate" in e.info]
@@ -94,7 +94,8 @@ def _tiny_data(n: int = 24) -> Dataset:
 def _trained(family: str, cfg: Config, data: Dataset, callbacks=()):
     import keras
 
-    from trainer import engine, optimizers
+    from trainer import optimizers
+    from trainer.training import engine
 
     keras.utils.set_random_seed(0)
     model = engine.build_model(cfg, SPEC)

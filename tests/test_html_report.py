@@ -20,9 +20,9 @@ from PIL import Image
 from test_plots import fake_run
 from typer.testing import CliRunner
 
-from trainer import html_report
-from trainer.cli import app
-from trainer.errors import EXIT_USAGE
+from trainer.cli.commands import app
+from trainer.core.errors import EXIT_USAGE
+from trainer.results import html_report
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -99,7 +99,7 @@ def test_cli_refuses_a_folder_that_is_not_a_run(tmp_path):
 def test_report_does_not_import_tensorflow(tmp_path):
     run = fake_run(tmp_path)
     code = (
-        "import sys\nfrom typer.testing import CliRunner\nfrom trainer.cli import app\n"
+        "import sys\nfrom typer.testing import CliRunner\nfrom trainer.cli.commands import app\n"
         f"result = CliRunner().invoke(app, ['report', {str(run)!r}])\n"
         "assert result.exit_code == 0, result.output\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))"

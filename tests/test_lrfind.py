@@ -10,8 +10,8 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from trainer.cli import app
-from trainer.lrfind import rates, suggest
+from trainer.cli.commands import app
+from trainer.workflows.lrfind import rates, suggest
 
 runner = CliRunner()
 

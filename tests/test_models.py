@@ -6,8 +6,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from trainer.core.errors import ConfigError
 from trainer.datasets import DataSpec
-from trainer.errors import ConfigError
 from trainer.models import MODELS
 from trainer.models.inputs import accepted_kinds
 

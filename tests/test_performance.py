@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from tests.test_cli import TINY, fit, runner, write_config
-from trainer import pipeline
-from trainer.cli import app
+from trainer.cli.commands import app
+from trainer.datasets import pipeline
 
 
 def test_training_features_are_a_read_only_view_of_the_pipeline_copy():
@@ -84,7 +84,7 @@ def _keras_model(kind: str):
 )
 def test_auto_eval_batch_size_bounds_activation_memory(kind, setting, batch_size, multiple,
                                                        expected):  # fmt: skip
-    from trainer.schema import Training
+    from trainer.settings.sections import Training
 
     model = _keras_model(kind)
     per_sample = pipeline.activations_per_sample(model)

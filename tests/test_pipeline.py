@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from trainer import pipeline
+from trainer.datasets import pipeline
 
 
 def test_permutation_is_reproducible_and_changes_every_epoch():

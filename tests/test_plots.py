@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from trainer import plots
-from trainer.evaluation import evaluate
+from trainer.evaluation import plots
+from trainer.evaluation.metrics import evaluate
 
 CLASSES = {"binary": ["no", "yes"], "multiclass": ["cat", "dog", "bird"], "regression": []}
 

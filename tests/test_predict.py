@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from trainer.cli import app
+from trainer.cli.commands import app
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from trainer.cli import app
-from trainer.runs import compare, list_runs, status
+from trainer.cli.commands import app
+from trainer.results.runs import compare, list_runs, status
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -66,7 +66,7 @@ def test_list_shows_each_run_with_status_model_dataset_and_metric(runs_root):
 
 
 def test_list_command_prints_a_table_and_json(runs_root, monkeypatch):
-    from trainer import report
+    from trainer.cli import console as report
 
     monkeypatch.setattr(report.out, "width", 160)  # one line per run, as on a wide terminal
     result = runner.invoke(app, ["runs", "list", str(runs_root)])
@@ -150,7 +150,7 @@ def test_a_config_an_older_trainer_wrote_is_compared_as_written(runs_root):
 
 def test_runs_commands_do_not_import_tensorflow(runs_root):
     code = (
-        "import sys; from typer.testing import CliRunner; from trainer.cli import app; "
+        "import sys; from typer.testing import CliRunner; from trainer.cli.commands import app; "
         f"r = CliRunner().invoke(app, ['runs', 'list', {str(runs_root)!r}]); "
         "assert r.exit_code == 0, r.output; "
         f"r = CliRunner().invoke(app, ['runs', 'compare', {str(runs_root / 'a-early')!r}, "

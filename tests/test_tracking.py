@@ -11,10 +11,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from trainer.cli import app
-from trainer.config import load_config
-from trainer.diagnosis import VERDICTS
-from trainer.errors import ConfigError
+from trainer.cli.commands import app
+from trainer.config.loading import load_config
+from trainer.core.errors import ConfigError
+from trainer.results.diagnosis import VERDICTS
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -194,7 +194,7 @@ def test_interrupted_then_resumed_run_logs_each_epoch_once(tmp_path):
 
 
 def test_tensorboard_can_be_turned_off(tmp_path):
-    from trainer.tracking import Tracker
+    from trainer.training.tracking import Tracker
 
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({**CONFIG, "tracking": {"tensorboard": False}}))
@@ -206,7 +206,7 @@ def test_tensorboard_can_be_turned_off(tmp_path):
 def test_only_the_chief_of_a_distributed_run_tracks(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({**CONFIG, "tracking": {"mlflow": "sqlite:///never.db"}}))
-    from trainer.tracking import Tracker
+    from trainer.training.tracking import Tracker
 
     worker = Tracker(load_config(path), tmp_path / "run", resume=False, chief=False)
     assert worker.mlflow is None and worker.start(model=None) == []
@@ -225,7 +225,7 @@ def test_mlflow_shorthand_and_unknown_keys(tmp_path):
 def test_mlflow_requested_but_not_installed_is_a_config_error(tmp_path, monkeypatch):
     import importlib.util
 
-    from trainer import tracking
+    from trainer.training import tracking
 
     real = importlib.util.find_spec
     monkeypatch.setattr(tracking.importlib.util, "find_spec",
@@ -262,7 +262,7 @@ def test_fit_outside_a_terminal_prints_one_plain_line_per_epoch(tracked):
 def test_progress_is_live_only_on_an_interactive_terminal(monkeypatch, terminal, ci, live):
     from rich.console import Console
 
-    from trainer import report
+    from trainer.cli import console as report
 
     monkeypatch.setattr(report, "err", Console(force_terminal=terminal, stderr=True))
     monkeypatch.setenv("CI", ci)
@@ -274,7 +274,7 @@ def test_the_live_bar_ends_with_the_same_epoch_lines(monkeypatch):
 
     from rich.console import Console
 
-    from trainer import report
+    from trainer.cli import console as report
 
     screen = io.StringIO()
     bar = report.RichProgress(Console(file=screen, force_terminal=True, width=100))

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from trainer.cli import app
-from trainer.errors import ConfigError
-from trainer.space import check_space, read_space
+from trainer.cli.commands import app
+from trainer.core.errors import ConfigError
+from trainer.workflows.space import check_space, read_space
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -230,8 +230,8 @@ class _Trial:
 def test_each_epoch_is_reported_and_a_trial_behind_is_pruned():
     import optuna
 
-    from trainer.report import QuietProgress
-    from trainer.tune import TrialProgress
+    from trainer.cli.console import QuietProgress
+    from trainer.workflows.tune import TrialProgress
 
     trial = _Trial(prune_at=2)
     progress = TrialProgress(QuietProgress(), trial, "val_loss", offset=10)  # a second fold
@@ -257,8 +257,8 @@ def _collision(calls, fail: int):
 def test_opening_a_new_shared_study_retries_the_table_creation_race(monkeypatch):
     import optuna.storages
 
-    from trainer import tune
-    from trainer.errors import RunError
+    from trainer.core.errors import RunError
+    from trainer.workflows import tune
 
     monkeypatch.setattr(tune, "STORAGE_BACKOFF_SECONDS", 0.001)
     calls = []

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from trainer.config import load_config, to_yaml
+from trainer.config.loading import load_config, to_yaml
+from trainer.core.errors import ConfigError, DataError, UsageError
 from trainer.datasets import DATASETS, load
 from trainer.datasets.imbalance import class_weights, missing_class_warnings, resample
 from trainer.datasets.inspect import inspect
 from trainer.datasets.kfold import kfold_indices
-from trainer.errors import ConfigError, DataError, UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from trainer.cli import app
+from trainer.cli.commands import app
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
-from trainer.registry import Params, Registry
+from trainer.core.registry import Params, Registry
 
 OPTIMIZERS = Registry("optimizer")
 

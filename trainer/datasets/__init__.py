@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from trainer.augmentation import Augmentation
-from trainer.errors import DataError
-from trainer.registry import Params, Registry
+from trainer.core.errors import DataError
+from trainer.core.registry import Params, Registry
+from trainer.settings.sections import Augmentation
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,7 +55,8 @@ class DatasetParams(Params):
     )
 
     augmentation: Augmentation | None = Field(
-        None, description="Random transformations of training images (trainer/augmentation.py)."
+        None,
+        description="Random transformations of training images (trainer/training/augmentation.py).",
     )
 
     COMMON: ClassVar[set[str]] = {
@@ -346,7 +347,7 @@ class _Scaler:
     def __call__(self, x):
         import numpy as np
 
-        from trainer.pipeline import aligned_empty
+        from trainer.datasets.pipeline import aligned_empty
 
         x = np.asarray(x)
         if self.offset is None and x.dtype == np.float32:

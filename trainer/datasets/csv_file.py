@@ -22,12 +22,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from trainer.core.errors import DataError
+from trainer.core.registry import did_you_mean
 from trainer.datasets import DATASETS, RawData, Task
 from trainer.datasets.csv_reader import CsvTable, Values, read_csv
 from trainer.datasets.preprocessing import Column, MissingValues, Table
 from trainer.datasets.user_data import FileParams, TaskSetting, number_name, resolve_task
-from trainer.errors import DataError
-from trainer.registry import did_you_mean
 
 MAX_LISTED = 5
 ColumnType = Literal["numeric", "categorical", "ignore"]

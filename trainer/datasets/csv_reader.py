@@ -13,9 +13,9 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.core.errors import DataError
+from trainer.core.registry import did_you_mean
 from trainer.datasets.user_data import MAX_DISTINCT, Labels
-from trainer.errors import DataError
-from trainer.registry import did_you_mean
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})  # compared in lower case
 NUMERIC_SHARE = 0.9  # a column this much numbers with some text holds typos, not categories

@@ -17,9 +17,9 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
+from trainer.core.errors import DataError
 from trainer.datasets import DATASETS, RawData, Task
 from trainer.datasets.user_data import FileParams, Labels, TaskSetting, resolve_task
-from trainer.errors import DataError
 
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # Keras's ALLOWLIST_FORMATS
 CHANNELS = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}

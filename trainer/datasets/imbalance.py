@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from trainer.errors import DataError, UsageError
-from trainer.registry import did_you_mean
+from trainer.core.errors import DataError, UsageError
+from trainer.core.registry import did_you_mean
 
 if TYPE_CHECKING:
     import numpy as np

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainer.core.errors import DataError
 from trainer.datasets import DatasetParams, prepare, read_raw
-from trainer.errors import DataError
 
 
 def inspect(params: DatasetParams, seed: int = 0) -> dict[str, Any]:

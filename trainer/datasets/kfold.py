@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from trainer.errors import DataError
+from trainer.core.errors import DataError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from trainer.core.errors import DataError
+from trainer.core.registry import did_you_mean
 from trainer.datasets import DATASETS, RawData, Task
 from trainer.datasets.user_data import (
     MAX_DISTINCT,
@@ -23,8 +25,6 @@ from trainer.datasets.user_data import (
     TaskSetting,
     resolve_task,
 )
-from trainer.errors import DataError
-from trainer.registry import did_you_mean
 
 
 class NpzParams(FileParams):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainer.errors import DataError
+from trainer.core.errors import DataError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -17,8 +17,8 @@ from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
+from trainer.core.errors import DataError
 from trainer.datasets import DatasetParams, Task
-from trainer.errors import DataError
 
 MAX_CLASSES = 20  # whole-number labels with more distinct values are a regression target
 MAX_DISTINCT = 1000  # labels (or categories) beyond this many distinct values are not classes

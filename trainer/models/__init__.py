@@ -13,7 +13,7 @@ and returns an uncompiled ``keras.Model`` whose output already fits ``spec.task`
       "image" (height, width, channels); default all (see :mod:`trainer.models.inputs`)
   describe: optional ``(model) -> dict`` of learned values worth reporting
   compile, targets, evaluate, logged, callbacks: optional hooks replacing the supervised
-      defaults in :mod:`trainer.supervised` (generative families use them)
+      defaults in :mod:`trainer.models.supervised` (generative families use them)
   checks: optional ``(cfg) -> [(key path, message), ...]`` validation rules of the family,
       run with the schema's own cross-section checks (no TensorFlow)
   custom_objects_module: the module defining the family's registered Keras classes; import
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from trainer.registry import Registry
+from trainer.core.registry import Registry
 
 MODELS = Registry("model", "trainer.models")
 
@@ -39,7 +39,7 @@ Activation = Literal[
 
 
 def hook(name: str, family: str):
-    """The family's ``name`` hook, or the supervised default (see :mod:`trainer.supervised`)."""
-    from trainer import supervised
+    """The family's ``name`` hook, or the supervised default (:mod:`trainer.models.supervised`)."""
+    from trainer.models import supervised
 
     return MODELS.get(family).info.get(name) or getattr(supervised, name)

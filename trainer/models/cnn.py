@@ -2,7 +2,7 @@
 
 Each block is ``convolutions_per_block`` times Conv2D -> [BatchNorm] -> activation, then
 pooling, then dropout. The first convolution of a block applies ``strides``. Image
-augmentation is the dataset's (``dataset.augmentation``, :mod:`trainer.augmentation`), so
+augmentation is the dataset's (``dataset.augmentation``, :mod:`trainer.training.augmentation`), so
 every model family on images can use it and the saved model holds none of it.
 
 Feature-map sizes are worked out before any layer is built, so a kernel or pool larger
@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
+from trainer.core.registry import Params
 from trainer.models import MODELS, Activation
 from trainer.models.inputs import model_error, require_kind
-from trainer.registry import Params
 
 Width = Annotated[PositiveInt, Field(le=100_000)]
 INPUTS = ("image",)

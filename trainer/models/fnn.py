@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt
 
+from trainer.core.registry import Params
 from trainer.models import MODELS, Activation
-from trainer.registry import Params
 
 
 class FNNParams(Params):

@@ -13,7 +13,7 @@ left free, as penalties there only blur its samples.
 Each network may have its own optimizer (``generator_optimizer``, ``discriminator_optimizer``,
 same settings as the top-level ``optimizer``, which is the fallback). The report gives the
 test-set generator and discriminator losses (fixed noise), the discriminator's accuracy, and
-a Fréchet distance of generated to real test images (see :mod:`trainer.generative`); the run
+a Fréchet distance of generated to real test images (see :mod:`trainer.models.generative`); the run
 directory gets ``samples.png``, and ``samples/epoch_NNN.png`` every ``sample_every`` epochs.
 """
 
@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt, field_validator
 
-from trainer.generative import config_checks
+from trainer.core.registry import Params
 from trainer.models import MODELS, Activation
+from trainer.models.generative import config_checks
 from trainer.optimizers import OPTIMIZERS
-from trainer.registry import Params
 
 if TYPE_CHECKING:
+    from trainer.config.schema import Config
     from trainer.datasets import Dataset
-    from trainer.schema import Config
 
 Width = Annotated[PositiveInt, Field(le=100_000)]
 Optimizer = OPTIMIZERS.params_union()
@@ -96,8 +96,9 @@ def evaluate(model, cfg: Config, data: Dataset, artifacts: Path | None = None) -
     """Test losses and sample quality with fixed noise; ``samples.png`` into ``artifacts``."""
     import numpy as np
 
-    from trainer import generative, pictures
-    from trainer.pipeline import eval_batch_size
+    from trainer.datasets.pipeline import eval_batch_size
+    from trainer.evaluation import pictures
+    from trainer.models import generative
 
     batch, seed = eval_batch_size(cfg.training, model), cfg.seed
     n = min(generative.FRECHET_SAMPLES, len(data.x_test))
@@ -143,7 +144,8 @@ def _cross_entropy(target: float, logits) -> float:
 def sample_grid(model, data: Dataset, seed: int):
     """Generated images from the same noise every time (one column per class when
     conditional), so grids from different epochs show the same samples improving."""
-    from trainer import generative, pictures
+    from trainer.evaluation import pictures
+    from trainer.models import generative
 
     classes = data.spec.num_classes
     columns = classes if model.conditional else 8
@@ -160,7 +162,7 @@ def callbacks(model, cfg: Config, data: Dataset, run_dir: Path) -> list:
         return []
     import keras
 
-    from trainer import pictures
+    from trainer.evaluation import pictures
 
     class SampleGrid(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -189,8 +191,8 @@ def gan(spec, *, architecture, latent_dim, filters, units, kernel_size, batch_no
     """Generative adversarial network (DCGAN or MLP), optionally class-conditional."""
     import keras
 
-    from trainer.generative import require_halvings, require_images
     from trainer.models._gan_model import GAN
+    from trainer.models.generative import require_halvings, require_images
     from trainer.models.head import kernel_regularizer
 
     del sample_every, generator_optimizer, discriminator_optimizer  # used by the hooks

@@ -9,12 +9,6 @@ if TYPE_CHECKING:
 
     from trainer.datasets import DataSpec
 
-DEFAULT_LOSS = {
-    "regression": "mean_squared_error",
-    "binary": "binary_crossentropy",
-    "multiclass": "sparse_categorical_crossentropy",
-}
-
 
 def output_layer(spec: DataSpec, regularizer=None, name: str = "output") -> keras.layers.Layer:
     """Dense output: linear for regression, sigmoid for binary, softmax for multiclass."""

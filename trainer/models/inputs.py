@@ -5,18 +5,18 @@ A sample's shape names its kind: ``(features,)`` is a ``vector`` (tabular data),
 family declares the kinds it accepts with ``MODELS.register(..., inputs=(...))``; the
 default is every kind (a Dense stack flattens whatever it gets). The data's shape is known
 only once the dataset is loaded, so these checks run in the builder, before any layer is
-made, and raise :class:`~trainer.errors.ConfigError` (exit code 2), never a TensorFlow error.
+made, and raise :class:`~trainer.core.errors.ConfigError` (exit code 2), never a TensorFlow error.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from trainer.errors import ConfigError
+from trainer.core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from trainer.core.registry import Entry
     from trainer.datasets import DataSpec
-    from trainer.registry import Entry
 
 INPUT_KINDS = ("vector", "sequence", "image")
 SHAPES = {

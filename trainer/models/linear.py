@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from trainer.core.registry import Params
 from trainer.models import MODELS
-from trainer.registry import Params
 
 
 class LinearParams(Params):

@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveInt
 
+from trainer.core.registry import Params
 from trainer.models import MODELS, Activation
 from trainer.models.inputs import require_kind
-from trainer.registry import Params
 
 Width = Annotated[PositiveInt, Field(le=100_000)]
 INPUTS = ("sequence", "image")

@@ -7,7 +7,8 @@ convolution kernel of the encoder and decoder; dropout follows the encoder's hid
 layers (never the decoder's, which would blur every reconstruction and sample).
 
 The report gives the test ELBO (a one-sample estimate with fixed noise), its reconstruction
-and KL terms and a Fréchet distance of samples from the prior (see :mod:`trainer.generative`);
+and KL terms and a Fréchet distance of samples from the prior
+(see :mod:`trainer.models.generative`);
 the run directory gets ``reconstructions.png`` (rows of test images, each above its
 reconstructions), ``samples.png`` (decoded draws from the prior; one column per class when
 conditional) and, when ``latent_dim`` is 2, ``latent_space.png`` (test encodings by class).
@@ -20,13 +21,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt
 
-from trainer.generative import config_checks
+from trainer.core.registry import Params
 from trainer.models import MODELS, Activation
-from trainer.registry import Params
+from trainer.models.generative import config_checks
 
 if TYPE_CHECKING:
+    from trainer.config.schema import Config
     from trainer.datasets import Dataset
-    from trainer.schema import Config
 
 Width = Annotated[PositiveInt, Field(le=100_000)]
 GRID_COLUMNS, RECONSTRUCTION_ROWS = 10, 4
@@ -69,8 +70,9 @@ def evaluate(model, cfg: Config, data: Dataset, artifacts: Path | None = None) -
     """Test ELBO, reconstruction and KL terms, sample quality; pictures into ``artifacts``."""
     import numpy as np
 
-    from trainer import generative, pictures
-    from trainer.pipeline import eval_batch_size
+    from trainer.datasets.pipeline import eval_batch_size
+    from trainer.evaluation import pictures
+    from trainer.models import generative
 
     batch, seed = eval_batch_size(cfg.training, model), cfg.seed
     x, y = data.x_test, data.y_test
@@ -124,7 +126,8 @@ def evaluate(model, cfg: Config, data: Dataset, artifacts: Path | None = None) -
 def sample_grid(model, data: Dataset, seed: int):
     """Decoded draws from the prior, the same draws every time (one column per class
     when conditional)."""
-    from trainer import generative, pictures
+    from trainer.evaluation import pictures
+    from trainer.models import generative
 
     classes = data.spec.num_classes
     columns = classes if model.conditional else 8
@@ -150,8 +153,8 @@ def vae(spec, *, architecture, latent_dim, beta, units, filters, kernel_size, ac
     """Variational autoencoder (dense or convolutional), optionally class-conditional."""
     import keras
 
-    from trainer.generative import require_halvings, require_images
     from trainer.models._vae_model import VAE
+    from trainer.models.generative import require_halvings, require_images
     from trainer.models.head import kernel_regularizer
 
     height, width, channels = require_images("vae", spec)

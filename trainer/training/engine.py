@@ -1,0 +1,284 @@
+"""Seed, build, compile, fit, save: the one training path every model family goes through.
+
+Data flows one way: validated config -> dataset and spec -> model -> fit -> run directory
+-> evaluation. The engine never prints: it reports progress through a :class:`Progress`
+object the caller passes in (see :mod:`trainer.cli.console`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from trainer import datasets, optimizers
+from trainer.config.loading import to_yaml
+from trainer.config.schema import Config
+from trainer.core.files import check_writable, write_json, write_text
+from trainer.datasets import pipeline
+from trainer.evaluation import plots
+from trainer.models import MODELS, hook
+from trainer.training import augmentation, distribution, faults
+from trainer.training.saved import evaluate_model, refuse_non_finite, save_model
+
+
+class Progress(Protocol):
+    def stage(self, text: str) -> None: ...
+    def start(self, epochs: int, steps_per_epoch: int) -> None: ...
+    def step(self, step: int) -> None: ...
+    def epoch(self, epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> None: ...
+    def finish(self) -> None: ...
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    training: dict[str, Any]
+    diagnosis: dict[str, Any] | None = None
+
+
+def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
+        keep_learning_rate: bool = False,
+        data: datasets.Dataset | None = None) -> FitResult:  # fmt: skip
+    """Train ``cfg`` into ``run_dir`` (continuing its newest checkpoint if ``resume``).
+
+    ``data`` replaces the dataset the config names (a cross-validation fold, see
+    :mod:`trainer.workflows.tune`); by default it is loaded from ``cfg.dataset``.
+    """
+    from trainer.core.files import RunLock
+    from trainer.results.diagnosis import diagnose
+    from trainer.training.loop import Loop
+    from trainer.training.tracking import Tracker
+
+    cluster = distribution.resolve(cfg)  # before TensorFlow: a bad cluster description fails here
+    run_dir = cluster.run_dir(run_dir)  # only process 0 writes the run directory
+    check_writable(run_dir)
+    progress.stage(f"loading dataset '{cfg.dataset.type}'")
+    saved = run_dir / "preprocessing.json"
+    preprocessing = json.loads(saved.read_text()) if resume and saved.is_file() else None
+    if data is None:
+        data = datasets.load(cfg.dataset, cfg.seed, preprocessing=preprocessing)
+    for warning in data.warnings:
+        progress.stage(f"warning: {warning}")
+    weights = class_weights_of(cfg, data)
+    progress.stage("starting the Keras backend")
+    device = cluster.start(cfg.training)
+    resume = cluster.agree(resume)  # process 0 decides for all
+    seed_everything(cfg.seed, cfg.deterministic)
+    model = build_model(cfg, data.spec)
+    trained = augmentation.for_training(model, cfg, data.x_train)  # `model` if none
+    n_train = len(data.x_train)
+    batch_size = n_train if cfg.training.batch_size == "full" else cfg.training.batch_size
+    steps_per_epoch = pipeline.steps_per_epoch(n_train, batch_size)
+
+    def make_optimizer(params):
+        params = cluster.scale_learning_rate(params, cfg.training.lr_scaling)
+        return optimizers.build(params, steps_per_epoch, cfg.training.epochs)
+
+    import keras
+
+    steps_per_execution = pipeline.steps_per_execution(
+        cluster.steps_per_execution(cfg.training.steps_per_execution), steps_per_epoch,
+        divisor=keras.backend.backend() != "tensorflow",
+    )  # fmt: skip
+    jit_compile = cluster.jit_compile(resolve_jit(cfg.training.jit_compile, trained, device))
+    supervised = MODELS.get(cfg.model.type).info.get("compile") is None
+    one_tf_device = cluster.mode == "none" and keras.backend.backend() == "tensorflow"
+    fused = jit_compile is True and supervised and one_tf_device  # see trainer.training.fused
+    hook("compile", cfg.model.type)(
+        trained, cfg, make_optimizer, steps_per_execution=1 if fused else steps_per_execution,
+        jit_compile=jit_compile,
+    )  # fmt: skip
+    targets = hook("targets", cfg.model.type)
+    y_train = targets(data.x_train, data.y_train)
+    fault = faults.from_env()  # a test hook; None unless TRAINER_FAULT is set
+    if fault is not None:
+        data.x_train = fault.poison_data(
+            data.x_train, lambda e: pipeline.permutation(cfg.seed, e, n_train), steps_per_epoch,
+            batch_size,
+        )  # fmt: skip
+    rows = cluster.build_rows()
+    hook("build_state", cfg.model.type)(trained, data.x_train[:rows], y_train[:rows])
+    validation = None if data.x_val is None else (data.x_val, targets(data.x_val, data.y_val))
+    eval_batch = pipeline.eval_batch_size(cfg.training, model, cluster.local_replicas)
+    validation = cluster.validation(validation, eval_batch)
+    if fused:
+        from trainer.training.fused import FusedBatches, fuse
+
+        batches = FusedBatches(data.x_train, y_train, batch_size, cfg.seed,
+                               group=steps_per_execution, class_weight=weights)  # fmt: skip
+        fuse(trained, batches)
+        weights = None  # the batches carry them, as sample weights
+    else:
+        batches = cluster.training_batches(data.x_train, y_train, batch_size, cfg.seed)
+    data.x_train = batches.features  # the pipeline's copy: the split is held once
+
+    tracker = Tracker(
+        cfg, run_dir, resume, progress.stage, chief=cluster.is_chief
+    )  # a bad MLflow URI fails here
+    with RunLock(run_dir):
+        if not resume:
+            write_text(run_dir / "config.yaml", to_yaml(cfg))
+            write_json(run_dir / "preprocessing.json", data.preprocessing)
+            augmentation.write_preview(run_dir, cfg, data.x_train)
+        environment = describe_environment(cfg, device)
+        environment["distribution"] = cluster.describe()
+        extra = [
+            *hook("callbacks", cfg.model.type)(model, cfg, data, run_dir),
+            *tracker.start(trained),
+        ]  # TensorBoard, MLflow
+        loop = Loop(trained, optimizers_of(trained), cfg, run_dir, progress, batches,
+                    validation, eval_batch, class_weight=weights, callbacks=extra)  # fmt: skip
+        loop.checkpoints = cluster.checkpoints(loop.checkpoints)
+        if resume and loop.resume(keep_learning_rate):
+            environment["resumed_from"] = loop.position.resumed_from
+            for problem in loop.position.skipped:
+                progress.stage(f"warning: skipped damaged checkpoint {problem}")
+            progress.stage(f"resuming from {loop.position.resumed_from} (epoch "
+                           f"{loop.position.epoch + 1}, step {loop.position.step})")  # fmt: skip
+        write_json(run_dir / "environment.json", environment)
+        started = time.perf_counter()
+        with tracker:  # closes the logs; marks an MLflow run killed or failed on errors
+            loop.run()
+        seconds = time.perf_counter() - started
+
+        cluster.finish()
+        progress.stage("saving and evaluating")
+        refuse_non_finite(model, "the trained model (after restoring early stopping's best "
+                          "weights) has non-finite weights; no model was saved")  # fmt: skip
+        save_model(model, run_dir / "model.keras")
+        metrics = evaluate_model(model, cfg, data, run_dir)
+        early = loop.early
+        training = {
+            "epochs_run": len(loop.history.rows),
+            "stopped_early": loop.stopped_early,
+            "best_epoch": None
+            if early is None or early.best_epoch is None
+            else early.best_epoch + 1,
+            "steps_per_epoch": steps_per_epoch,
+            "steps_per_execution": steps_per_execution,
+            "jit_compile": getattr(trained, "jit_compile", jit_compile),
+            "fused_steps": fused,
+            "batch_size": batch_size,
+            "eval_batch_size": eval_batch,
+            "epoch_seconds": [round(t, 3) for t in loop.epoch_seconds],
+            "train_seconds": round(seconds, 3),
+            "data_sizes": data.sizes(),
+            "scaling": data.scaling.get("method"),
+            "final": dict(loop.history.rows[-1]) if loop.history.rows else {},
+        }
+        environment["training"] = training
+        write_json(run_dir / "environment.json", environment)
+        plots.write(run_dir, metrics, training)
+        diagnosis = diagnose(loop.history.rows, metrics, cfg)
+        write_json(run_dir / "diagnosis.json", diagnosis)
+        write_json(run_dir / "metrics.json", metrics)  # written last: marks the run complete
+        tracker.finish(metrics, diagnosis)
+    return FitResult(run_dir, metrics, training, diagnosis)
+
+
+def class_weights_of(cfg: Config, data) -> dict[int, float] | None:
+    """Per-class loss weights from ``training.class_weight`` (None when unweighted)."""
+    setting = getattr(cfg.training, "class_weight", "none")
+    if not data.spec.is_classification or setting == "none":
+        return None
+    from trainer.datasets.imbalance import class_weights
+
+    return class_weights(data.y_train, setting, data.spec.class_names)
+
+
+def optimizers_of(model) -> list:
+    """Every optimizer the model trains with (a GAN has two), in a stable order."""
+    import keras
+
+    found = [model.optimizer] if getattr(model, "optimizer", None) is not None else []
+    for name in sorted(vars(model)):
+        value = getattr(model, name, None)
+        if isinstance(value, keras.optimizers.Optimizer) and all(value is not o for o in found):
+            found.append(value)
+    return found
+
+
+def build_model(cfg: Config, spec: datasets.DataSpec):
+    """The model of ``cfg``, its layers under the configured dtype policy (precision)."""
+    import keras
+
+    keras.config.set_dtype_policy(cfg.training.precision)  # process-wide: set on every build
+    entry = MODELS.get(cfg.model.type)
+    return entry.factory(spec, **cfg.model.kwargs(), **cfg.regularization.model_dump())
+
+
+def resolve_jit(setting, model, device: str):
+    """XLA where it helps: GPUs (Keras decides), and on CPUs for models of Dense layers only.
+
+    Keras's own 'auto' never uses XLA on a CPU-only machine; issue #5 measured the MLP's epoch
+    about 5x faster with XLA (and steps_per_execution) on this 2-core CPU, and the
+    Keras-example CNN about 4x slower, so 'auto' here decides by the layers in the model.
+    An LSTM(128) on image rows measured 5.2 s against 4.5 s per steady epoch with XLA, plus
+    15 s of compilation, so recurrent layers stay without it too.
+    """
+    if setting != "auto":
+        return setting
+    if device.startswith("gpu"):
+        return "auto"
+    slow = ("BaseConv", "BasePooling", "RNN", "Bidirectional")
+    for layer in model._flatten_layers(include_self=False):
+        if any(cls.__name__ in slow for cls in type(layer).__mro__):
+            return False
+    return True
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    import keras
+
+    from trainer.training.backend import enable_determinism
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        enable_determinism(keras.backend.backend())
+
+
+def describe_environment(cfg: Config, device: str) -> dict[str, Any]:
+    import keras
+    import numpy
+    import sklearn
+
+    from trainer import __version__
+
+    versions = {
+        "trainer": __version__,
+        "python": sys.version.split()[0],
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        versions["tensorflow"] = tf.__version__
+        threads = {
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+        }
+    else:
+        threads = {}
+    return {
+        "versions": versions,
+        "backend": backend,
+        "device": device,
+        "seed": cfg.seed,
+        "deterministic": cfg.deterministic,
+        "threads": {**threads, "cpu_count": os.cpu_count()},
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "started": datetime.now().isoformat(timespec="seconds"),
+        "argv": sys.argv,
+    }

@@ -1,0 +1,117 @@
+"""Fused steps: with XLA on TensorFlow, the steps of one execution run as one compiled program.
+
+Keras's ``steps_per_execution`` runs N steps per call into the graph, but each step still
+takes its batch from the ``tf.data`` iterator and launches its own XLA program. For a small
+model (the batch-32 MLP of issue #5) those per-step costs are most of the epoch. Here the
+pipeline hands the model the sample indices of N batches at once, an ``[N, batch]`` tensor,
+and the model's train step loops over them inside one XLA program, gathering each batch from
+the training split held once: one optimizer update per batch, the same batches in the same
+order as unfused training, only without the per-step trips and with no batch copied out
+(gathering whole executions in ``tf.data`` cost ~100 MiB of peak memory on the MLP).
+
+Executions end at multiples of N within the epoch (and before the short last batch, which
+runs alone), so an interrupted run that resumes at a checkpointed step compiles the same
+programs and continues bit for bit. Used by :mod:`trainer.training.engine` when XLA is on for a
+model
+trained by the supervised step on one TensorFlow device.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trainer.datasets.pipeline import TrainingBatches
+
+
+class FusedBatches(TrainingBatches):
+    """Epoch ``e`` from ``start_step`` on as a ``tf.data`` of executions, not of batches.
+
+    Each element holds an execution's sample indices, ``[steps, batch]``; :meth:`gather`
+    turns one row into a batch inside the step, and :meth:`ends` says after which step each
+    execution finishes.
+    """
+
+    def __init__(self, x, y, batch_size: int, seed: int, group: int,
+                 class_weight: dict[int, float] | None = None) -> None:  # fmt: skip
+        import tensorflow as tf
+
+        super().__init__(x, y, batch_size, seed)
+        self.group = max(1, group)
+        self.full = self.n // batch_size  # the steps with a whole batch
+        self._ends: dict[int, list[int]] = {}
+        self._w = None
+        if class_weight is not None:  # Keras's own expansion, as fit(class_weight=...) does it
+            from keras.src.trainers.data_adapters import data_adapter_utils
+
+            self._w = tf.constant(data_adapter_utils.class_weight_to_sample_weights(
+                y, class_weight))  # fmt: skip
+
+    def ends(self, start_step: int = 0) -> list[int]:
+        """The epoch's step count after each execution that starts at ``start_step``.
+
+        Asked after every execution (:meth:`steps_done`), so each start's list is made once.
+        """
+        if start_step not in self._ends:
+            self._ends[start_step] = self._layout(start_step)
+        return self._ends[start_step]
+
+    def _layout(self, start_step: int) -> list[int]:
+        group, ends, step = self.group, [], start_step
+        while step < self.full:
+            step = min((step // group + 1) * group, self.full)
+            ends.append(step)
+        if self.full < self.steps:  # the short last batch: its own shape, its own execution
+            ends.append(self.steps)
+        return ends
+
+    def executions(self, start_step: int = 0) -> int:
+        return len(self.ends(start_step))
+
+    def steps_done(self, start_step: int, keras_step: int) -> int:
+        """The epoch's steps done once execution ``keras_step`` (from ``start_step``) ran."""
+        return self.ends(start_step)[keras_step]
+
+    def epoch(self, epoch: int, start_step: int = 0):
+        import tensorflow as tf
+
+        ends = self.ends(start_step)
+        bounds = np.stack([[start_step, *ends[:-1]], ends], axis=1).astype(np.int64)
+        order = tf.constant(self.order(epoch).astype(np.int64))
+        n, size = tf.constant(self.n, tf.int64), tf.constant(self.batch_size, tf.int64)
+
+        def rows(bound):
+            low, high = bound[0] * size, tf.minimum(bound[1] * size, n)
+            return tf.reshape(order[low:high], [-1, tf.minimum(size, n - low)])
+
+        return tf.data.Dataset.from_tensor_slices(bounds).map(rows).prefetch(2)
+
+    def gather(self, rows):
+        """One batch's ``(x, y)`` or ``(x, y, sample_weight)`` (inside the compiled step)."""
+        import tensorflow as tf
+
+        parts = (self._x, self._y) if self._w is None else (self._x, self._y, self._w)
+        return tuple(tf.gather(part, rows) for part in parts)
+
+
+def fuse(model, batches: FusedBatches) -> None:
+    """Make ``model`` train on executions of ``batches``: its step loops over their rows.
+
+    The model object stays what it is (its layers, variables, saved form); only the step
+    ``fit`` compiles changes. Compile it with ``steps_per_execution=1``: each Keras step is
+    one execution here. The batches are gathered inside the compiled program from the
+    training split held once, so no execution's data is ever copied out in between.
+    """
+    import tensorflow as tf
+
+    one_step = model.train_step  # Keras's own step, for one batch
+
+    def train_step(rows):
+        def body(i):
+            one_step(batches.gather(rows[i]))
+            return (i + 1,)
+
+        count = tf.shape(rows)[0]
+        tf.while_loop(lambda i: i < count, body, (tf.constant(0),), parallel_iterations=1)
+        return model.get_metrics_result()
+
+    model.train_step = train_step

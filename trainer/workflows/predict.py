@@ -1,0 +1,317 @@
+"""Predictions of a finished run on new data, through exactly the transform the run saved.
+
+The input is read as the run's data was: a CSV file of the run's columns for a ``csv`` run
+(imputed, encoded and scaled with ``preprocessing.json``; other columns, such as the
+target, are ignored), or for every other run NumPy arrays (``.npy``, ``.npz``), a CSV of
+numbers (one flattened sample per row, an optional header) or a folder of images (found and
+resized as ``image_folder`` does), scaled with the run's saved statistics. Every problem is a
+DataError naming the file and what the run expected; problems in reading the input are found
+before TensorFlow starts, a shape the model cannot take once the model is loaded.
+
+The output format follows its suffix: ``.csv`` (an ``id`` column, the prediction, and a
+``probability_<class>`` column per class), ``.npy`` (the class probabilities, or the
+regression outputs) or ``.npz`` (``ids``, ``predictions`` as class indices or values,
+``probabilities``, ``class_names``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.core import files
+from trainer.core.errors import DataError, UsageError
+from trainer.core.registry import did_you_mean
+from trainer.datasets import pipeline
+from trainer.datasets.csv_reader import MISSING
+from trainer.models import MODELS
+from trainer.training import backend, saved
+
+OUTPUTS = (".csv", ".npy", ".npz")
+MAX_LISTED = 5
+
+
+def check_output(output: Path) -> None:
+    if output.suffix.lower() not in OUTPUTS:
+        raise UsageError(
+            f"--output '{output}': unknown format '{output.suffix}'; use one of "
+            f"{', '.join(OUTPUTS)}",
+            hint="predictions.csv (ids, predictions, probabilities) or predictions.npy",
+        )
+    files.check_writable(output.parent)
+
+
+def predict(run_dir: Path, input_path: Path, output: Path) -> dict[str, Any]:
+    """Predict ``input_path`` with the run's model and write ``output``; returns a summary."""
+    check_output(output)
+    cfg = saved.finished_run_config(run_dir)
+    if MODELS.get(cfg.model.type).info.get("evaluate") is not None:
+        raise UsageError(
+            f"model '{cfg.model.type}' generates images; it has no predictions to make from inputs"
+        )
+    saved_statistics = run_dir / "preprocessing.json"
+    state = (
+        json.loads(saved_statistics.read_text())
+        if saved_statistics.is_file()
+        else {"kind": "array", "scaling": {"method": "none"}}
+    )
+    if not input_path.exists():
+        raise DataError(f"{input_path}: not found")
+    warnings: list[str] = []
+    if state.get("kind") == "table":
+        ids, x = read_table(input_path, state, warnings)
+    else:
+        ids, x = read_arrays(input_path, cfg)
+    backend.start(cfg.training)
+    model = saved.load_model(run_dir, cfg)
+    expected = tuple(model.input_shape[1:])
+    if state.get("kind") != "table":
+        x = _scaled(_shaped(x, expected, input_path), state)
+    batch = pipeline.eval_batch_size(cfg.training, model)
+    outputs = model.predict(x, batch_size=batch, verbose=0)
+    names = _class_names(run_dir, state, cfg.task, outputs)
+    write(output, ids, outputs, cfg.task, names)
+    summary = {
+        "rows": len(ids),
+        "input": str(input_path),
+        "output": str(output),
+        "task": cfg.task,
+        "warnings": warnings,
+    }
+    if names:
+        labels = _labels(outputs, cfg.task)
+        summary["predicted"] = {n: int((labels == i).sum()) for i, n in enumerate(names)}
+    return summary
+
+
+def read_table(path: Path, state: dict[str, Any], warnings: list[str]):
+    """(row ids, features) of a CSV laid out like the run's training file."""
+    from trainer.datasets.preprocessing import Column, Table, apply_table
+
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        raise DataError(
+            f"{path}: this run was trained on a CSV file, so it predicts CSV rows",
+            hint="give a .csv file with the training file's columns",
+        )
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = [name.strip() for name in next(reader, [])]
+            rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: cannot be read as UTF-8 CSV ({error})") from None
+    entries = state["columns"]
+    lacking = [e["name"] for e in entries if e["name"] not in header]
+    if lacking:
+        guesses = "; ".join(f"'{n}': {did_you_mean(n, header)}" for n in lacking[:MAX_LISTED])
+        raise DataError(
+            f"{path}: lacks column(s) {', '.join(lacking)} that the model was trained on "
+            f"({guesses})",
+            hint=f"the run's input columns are {', '.join(e['name'] for e in entries)}",
+        )
+    if not rows:
+        raise DataError(f"{path}: has a header but no data rows")
+    index = {name: i for i, name in enumerate(header)}
+    x = np.full((len(rows), len(entries)), np.nan)
+    columns = []
+    for j, entry in enumerate(entries):
+        i, name = index[entry["name"]], entry["name"]
+        values = []
+        for line, row in rows:
+            if len(row) != len(header):
+                raise DataError(
+                    f"{path}, line {line}: {len(row)} fields, but the header has {len(header)}"
+                )
+            values.append(row[i].strip())
+        missing = [len(v) < 5 and v.lower() in MISSING for v in values]
+        if entry["type"] == "numeric":
+            for k, (value, gap) in enumerate(zip(values, missing, strict=True)):
+                if gap:
+                    continue
+                try:
+                    x[k, j] = float(value)
+                except ValueError:
+                    raise DataError(
+                        f"{path}, line {rows[k][0]}, column '{name}': {value!r} is not a "
+                        "number, but the model was trained on it as a numeric column",
+                        hint="fix the value, or leave the cell empty to mark it missing",
+                    ) from None
+            columns.append(Column(name, "numeric"))
+        else:
+            categories = tuple(
+                sorted({v for v, gap in zip(values, missing, strict=True) if not gap})
+            )
+            code = {c: float(n) for n, c in enumerate(categories)}
+            for k, (value, gap) in enumerate(zip(values, missing, strict=True)):
+                if not gap:
+                    x[k, j] = code[value]
+            columns.append(Column(name, "categorical", categories))
+    table = Table(tuple(columns), state["encoding"])
+    features, found = apply_table(state, table, x, "input")
+    warnings += found
+    return [str(line - 1) for line, _ in rows], features
+
+
+def read_arrays(path: Path, cfg) -> tuple[list[str], np.ndarray]:
+    """(ids, raw samples) from an .npy/.npz file, a CSV of numbers or a folder of images."""
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        return _read_images(path, cfg)
+    if suffix in (".npy", ".npz"):
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:
+            raise DataError(f"{path}: not a readable NumPy file ({error})") from None
+        if suffix == ".npz" or hasattr(loaded, "files"):
+            with loaded:
+                keys = list(loaded.files)
+                key = "x" if "x" in keys else keys[0] if len(keys) == 1 else None
+                if key is None:
+                    raise DataError(
+                        f"{path}: holds {', '.join(keys) or 'no arrays'}; name the "
+                        "features 'x' (np.savez(path, x=features))"
+                    )
+                loaded = loaded[key]
+        x = loaded
+    elif suffix == ".csv":
+        x = _read_number_rows(path)
+    else:
+        raise DataError(
+            f"{path}: unknown input format '{suffix}'; give .npy, .npz, .csv or a folder of images"
+        )
+    if x.ndim == 0 or x.dtype.kind not in "biuf":
+        raise DataError(
+            f"{path}: holds {x.dtype} shaped {x.shape}; expected numbers shaped (samples, ...)"
+        )
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        first = int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0])
+        raise DataError(f"{path}: sample {first} holds NaN or infinite values")
+    return [str(i) for i in range(len(x))], x
+
+
+def _read_number_rows(path: Path) -> np.ndarray:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: cannot be read as UTF-8 CSV ({error})") from None
+    try:
+        [float(v) for v in rows[0]]
+    except (ValueError, IndexError):
+        rows = rows[1:]  # a header row
+    if not rows:
+        raise DataError(f"{path}: no data rows")
+    try:
+        return np.array([[float(v) for v in row] for row in rows], dtype=np.float32)
+    except ValueError as error:
+        raise DataError(
+            f"{path}: every value must be a number, one sample per row ({error})"
+        ) from None
+
+
+def _read_images(folder: Path, cfg) -> tuple[list[str], np.ndarray]:
+    """Images under ``folder`` (any depth, sorted), sized and coloured as the run's were."""
+    from trainer.datasets.image_folder import image_files, read_images
+
+    if cfg.dataset.type != "image_folder":
+        raise DataError(
+            f"{folder}: a folder of images, but the run's data "
+            f"('{cfg.dataset.type}') was not images from a folder",
+            hint="give an .npy or .npz file",
+        )
+    files = image_files(folder)
+    if not files:
+        raise DataError(f"{folder}: holds no images (.bmp, .gif, .jpeg, .jpg, .png)")
+    x = read_images(files, cfg.dataset.image_size, cfg.dataset.color_mode)
+    return [str(f.relative_to(folder)) for f in files], x
+
+
+def _shaped(x: np.ndarray, expected: tuple, path: Path) -> np.ndarray:
+    """``x`` shaped (samples, *expected), flattened samples reshaped when the sizes agree."""
+    if tuple(x.shape[1:]) == expected:
+        return x
+    if x.ndim >= 1 and int(np.prod(x.shape[1:])) == int(np.prod(expected)):
+        return x.reshape(len(x), *expected)
+    if x.ndim >= 1 and tuple(x.shape) == expected:
+        return x[None]  # a single sample
+    raise DataError(
+        f"{path}: samples shaped {tuple(x.shape[1:])} ({int(np.prod(x.shape[1:]))} values); "
+        f"the model takes samples shaped {expected} ({int(np.prod(expected))} values)",
+        hint="give one sample per row (first axis), laid out as the training data",
+    )
+
+
+def _scaled(x: np.ndarray, state: dict[str, Any]) -> np.ndarray:
+    from trainer.datasets import scaler_from
+
+    return scaler_from(state)(x)
+
+
+def _class_names(run_dir: Path, state, task: str, outputs) -> list[str]:
+    if task == "regression":
+        return []
+    metrics = run_dir / "metrics.json"
+    names = json.loads(metrics.read_text()).get("class_names") if metrics.is_file() else None
+    names = names or state.get("class_names")
+    width = 2 if task == "binary" else outputs.shape[-1]
+    return list(names) if names and len(names) == width else [str(i) for i in range(width)]
+
+
+def _probabilities(outputs: np.ndarray, task: str) -> np.ndarray:
+    if task == "binary":
+        positive = outputs.reshape(len(outputs), -1)[:, :1]
+        return np.concatenate([1 - positive, positive], axis=1)
+    return outputs
+
+
+def _labels(outputs: np.ndarray, task: str) -> np.ndarray:
+    return _probabilities(outputs, task).argmax(axis=1)
+
+
+def write(output: Path, ids: list[str], outputs, task: str, names: list[str]) -> None:
+    """The predictions in the format ``output``'s suffix names, written atomically."""
+    from trainer.core.files import atomic_write_bytes
+
+    outputs = np.asarray(outputs, dtype=np.float32).reshape(len(outputs), -1)
+    suffix = output.suffix.lower()
+    if suffix == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, _probabilities(outputs, task) if names else outputs)
+        atomic_write_bytes(output, buffer.getvalue())
+        return
+    if suffix == ".npz":
+        arrays = {"ids": np.asarray(ids)}
+        if names:
+            arrays.update(
+                predictions=_labels(outputs, task),
+                probabilities=_probabilities(outputs, task),
+                class_names=np.asarray(names),
+            )
+        else:
+            arrays["predictions"] = outputs
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(output, buffer.getvalue())
+        return
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    if names:
+        probabilities = _probabilities(outputs, task)
+        writer.writerow(["id", "prediction", *(f"probability_{n}" for n in names)])
+        for i, row in enumerate(probabilities):
+            writer.writerow([ids[i], names[int(row.argmax())], *(repr(float(p)) for p in row)])
+    else:
+        columns = (
+            ["prediction"]
+            if outputs.shape[1] == 1
+            else [f"prediction_{j}" for j in range(outputs.shape[1])]
+        )
+        writer.writerow(["id", *columns])
+        for i, row in enumerate(outputs):
+            writer.writerow([ids[i], *(repr(float(v)) for v in row)])
+    atomic_write_bytes(output, table.getvalue().encode("utf-8"))
