@@ -51,3 +51,43 @@ def test_the_readme_names_every_package_and_only_packages_that_exist():
 def test_no_top_level_module_but_the_entry_points_and_the_optimizer_table():
     modules = {p.name for p in PACKAGE.glob("*.py")}
     assert modules == {"__init__.py", "__main__.py", "optimizers.py"}
+
+
+def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's components of more than one module: each is an import circle."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in edges[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while not component or component[-1] != node:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_tarjan_finds_a_circle_when_there_is_one():
+    assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_import_circle_between_modules_even_inside_functions():
+    import grimp
+
+    graph = grimp.build_graph("trainer", exclude_type_checking_imports=True)
+    edges = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    assert strongly_connected(edges) == []

@@ -1,4 +1,4 @@
-"""The config schema: every field, its default and its bounds, in one place.
+"""The config schema: the top-level ``Config``, over the sections and the registered components.
 
 Components picked by ``type`` (dataset, model, optimizer) are discriminated unions built
 from their registries, so a newly registered component is valid config at once. The sections
