@@ -38,8 +38,8 @@ def is_run(path: Path) -> bool:
 def config_changes(saved: Config, current: Config) -> list[str]:
     """Readable differences between two resolved configs, one ``key: old -> new`` per line."""
     before, after = (
-        _flatten(saved.model_dump(mode="json")),
-        _flatten(current.model_dump(mode="json")),
+        flatten(saved.model_dump(mode="json")),
+        flatten(current.model_dump(mode="json")),
     )
     before.pop("name", None)
     after.pop("name", None)
@@ -51,11 +51,11 @@ def config_changes(saved: Config, current: Config) -> list[str]:
     return lines
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(data, dict):
         flat: dict[str, Any] = {}
         for key, value in data.items():
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         return flat
     return {prefix.rstrip("."): data}
 
@@ -126,7 +126,7 @@ def compare(run_dirs: list[Path]) -> dict[str, Any]:
                 f"'{path}' is not a run directory: it {why}",
                 hint="pass directories written by `trainer fit` (see `trainer runs list`)",
             )
-    configs = [_flatten(_resolved_config(path)) for path in run_dirs]
+    configs = [flatten(_resolved_config(path)) for path in run_dirs]
     keys = sorted(set().union(*configs) - {"name"})
     differing = {}
     for key in keys:

@@ -211,9 +211,9 @@ class MlflowRun:
         _write_record(self.run_dir, {**_read_record(self.run_dir), "mlflow": record})
 
     def _params(self) -> dict[str, str]:
-        from trainer.results.runs import _flatten
+        from trainer.results.runs import flatten
 
-        flat = _flatten(self.cfg.model_dump(mode="json"))
+        flat = flatten(self.cfg.model_dump(mode="json"))
         return {key: str(value)[:6000] for key, value in flat.items()}
 
     def _tag_changed_params(self) -> None:
