@@ -2,7 +2,8 @@
 
 Resampling changes only the training split, so validation and test metrics still describe
 the data as it is. Class weights leave the data alone and weigh each example's loss instead;
-the engine passes :func:`class_weights`'s result to ``model.fit(class_weight=...)``.
+the training batches carry :func:`class_weights`'s result as per-sample weights
+(:func:`trainer.datasets.pipeline.sample_weights`, Keras's own expansion).
 """
 
 from __future__ import annotations

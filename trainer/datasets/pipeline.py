@@ -114,24 +114,39 @@ def shared_tensor(x: np.ndarray):
     return tf.constant(x)
 
 
-def training_batches(x, y, batch_size: int, seed: int, shuffle: bool = True):
+def sample_weights(y, class_weight: dict[int, float] | None) -> np.ndarray | None:
+    """Per-sample weights from per-class ones, expanded as Keras's ``fit(class_weight=...)``
+    does (None when unweighted). The batches carry them, so every backend and input pipeline
+    weights the same way (Keras refuses ``class_weight`` for the generators that feed JAX)."""
+    if class_weight is None:
+        return None
+    from keras.src.trainers.data_adapters import data_adapter_utils
+
+    return data_adapter_utils.class_weight_to_sample_weights(y, class_weight)
+
+
+def training_batches(x, y, batch_size: int, seed: int, shuffle: bool = True,
+                     class_weight: dict[int, float] | None = None):  # fmt: skip
     """The training batches for the active Keras backend (tf.data on TensorFlow, else NumPy)."""
     import keras
 
     source = TrainingBatches if keras.backend.backend() == "tensorflow" else NumpyBatches
-    return source(x, y, batch_size, seed, shuffle)
+    return source(x, y, batch_size, seed, shuffle, class_weight=class_weight)
 
 
 class NumpyBatches:
     """Training batches as NumPy arrays, for backends without TensorFlow (JAX, PyTorch).
 
-    ``epoch(e, start_step)`` is a generator of epoch ``e``'s batches from ``start_step`` on.
+    ``epoch(e, start_step)`` is a generator of epoch ``e``'s batches from ``start_step`` on:
+    ``(x, y)``, or ``(x, y, sample_weight)`` when ``class_weight`` is given.
     """
 
-    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool = True) -> None:
+    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool = True,
+                 class_weight: dict[int, float] | None = None) -> None:  # fmt: skip
         self.n, self.batch_size, self.seed, self.shuffle = len(x), batch_size, seed, shuffle
         self.steps = steps_per_epoch(self.n, batch_size)
         self._x, self._y = x, y
+        self._w = sample_weights(y, class_weight)
         self.features = x
 
     def executions(self, start_step: int = 0) -> int:
@@ -147,11 +162,22 @@ class NumpyBatches:
             return np.arange(self.n, dtype=np.int64)
         return permutation(self.seed, epoch, self.n).astype(np.int64)
 
+    def weights(self, order: np.ndarray) -> np.ndarray | None:
+        """The sample weights of the samples in ``order`` (None when unweighted)."""
+        return None if self._w is None else self._w[order]
+
     def epoch(self, epoch: int, start_step: int = 0):
         indices = self.order(epoch)
+        return self._batches(indices, self.weights(indices), start_step)
+
+    def _batches(self, indices, weights, start_step: int):
         for step in range(start_step, self.steps):
-            batch = indices[step * self.batch_size : (step + 1) * self.batch_size]
-            yield self._x[batch], self._y[batch]
+            rows = slice(step * self.batch_size, (step + 1) * self.batch_size)
+            batch = indices[rows]
+            if weights is None:
+                yield self._x[batch], self._y[batch]
+            else:
+                yield self._x[batch], self._y[batch], weights[rows]
 
 
 class TrainingBatches(NumpyBatches):
@@ -161,26 +187,28 @@ class TrainingBatches(NumpyBatches):
     ``start_step`` on, so a resumed run continues exactly where the interrupted one stopped.
     """
 
-    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool = True) -> None:
+    def __init__(self, x, y, batch_size: int, seed: int, shuffle: bool = True,
+                 class_weight: dict[int, float] | None = None) -> None:  # fmt: skip
         import tensorflow as tf
 
-        super().__init__(x, y, batch_size, seed, shuffle)
+        super().__init__(x, y, batch_size, seed, shuffle, class_weight)
         self._x, self._y = shared_tensor(x), tf.constant(y)
         # A read-only NumPy view of the tensor's memory (no copy): holders of ``x`` swap theirs
         # for it, so the training split is held once, not twice.
         self.features = np.asarray(self._x)
 
-    def epoch(self, epoch: int, start_step: int = 0):
+    def _batches(self, indices, weights, start_step: int):
         import tensorflow as tf
 
-        indices = self.order(epoch)[start_step * self.batch_size :]
+        first = start_step * self.batch_size
         features, targets = self._x, self._y
 
-        def gather(batch):
-            return tf.gather(features, batch), tf.gather(targets, batch)
+        def gather(batch, *weight):
+            return tf.gather(features, batch), tf.gather(targets, batch), *weight
 
+        slices = indices[first:] if weights is None else (indices[first:], weights[first:])
         return (
-            tf.data.Dataset.from_tensor_slices(indices)
+            tf.data.Dataset.from_tensor_slices(slices)
             .batch(self.batch_size)
             .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE)

@@ -19,10 +19,12 @@ evenly over the replicas (it must divide), so a step on R replicas is the step o
 takes on the same batch; the learning rate is left alone unless ``training.lr_scaling:
 linear`` multiplies it by R. Epoch ``e`` visits the trainer's ``permutation(seed, e)`` as on one
 device, and each process feeds only its own slice of every global batch, so no example is
-seen twice in an epoch; a last short batch is cut to a multiple of R (at most R - 1 samples
-of an epoch, different ones each epoch). Only process 0, the chief, writes the run
-directory: the others write into a scratch directory, take the chief's decision to resume
-and receive its checkpoint over the collective (no shared disk needed).
+seen twice in an epoch. A last short batch that R does not divide is padded to a multiple of
+R with rows that weigh 0, its real rows weighing P / N, so its step is one device's step
+(:class:`trainer.training.replicas.ReplicatedBatches`; cutting it instead, as before issue
+#15, left 1e-3 between the weights after one epoch of digits). Only process 0, the chief,
+writes the run directory: the others write into a scratch directory, take the chief's
+decision to resume and receive its checkpoint over the collective (no shared disk needed).
 
 The cluster of a ``multi_host`` run (JAX_* variables, TF_CONFIG or SLURM) and the handshake
 that turns a missing peer into an error after ``training.distribution.timeout`` seconds are in
@@ -194,26 +196,19 @@ class Cluster:
             return params
         return params.model_copy(update={"learning_rate": params.learning_rate * self.replicas})
 
-    def training_batches(self, x, y, batch_size: int, seed: int):
+    def training_batches(self, x, y, batch_size: int, seed: int,
+                         class_weight: dict[int, float] | None = None):  # fmt: skip
         """The pipeline's batches, cut so every replica gets an equal share of each batch."""
         if self.mode == "none":
             from trainer.datasets import pipeline
 
-            return pipeline.training_batches(x, y, batch_size, seed)
-        n = len(x)
+            return pipeline.training_batches(x, y, batch_size, seed, class_weight=class_weight)
         if batch_size % self.replicas:
-            what = "the full training split" if batch_size == n else "training.batch_size"
+            what = "the full training split" if batch_size == len(x) else "training.batch_size"
             raise UsageError(
                 f"{what} ({batch_size}) does not split evenly over {self.replicas} replicas",
                 hint=f"set training.batch_size to a multiple of {self.replicas}: it is the global "
                 f"batch, and each replica takes batch_size / {self.replicas}",
-            )
-        short = n % batch_size
-        if 0 < short < self.replicas:
-            raise UsageError(
-                f"the last batch of each epoch has {short} samples, fewer than the "
-                f"{self.replicas} replicas, so it cannot be split",
-                hint="choose a batch_size that divides the training split more evenly",
             )
         from trainer.training.replicas import ReplicatedBatches, ReplicatedTensorBatches
 
@@ -226,7 +221,23 @@ class Cluster:
             replicas=self.replicas,
             process=self.process_id,
             processes=self.processes,
+            class_weight=class_weight,
         )
+
+    def fed(self, batches) -> list[dict[str, Any]] | None:
+        """What every process fed, per epoch, gathered on each (None on one device)."""
+        if self.mode == "none":
+            return None
+        mine = {"process": self.process_id, "epochs": batches.fed}
+        if self.processes == 1:
+            return [mine]
+        from trainer.training.replicas import broadcast_bytes
+
+        data, me = json.dumps(mine).encode(), self.process_id
+        return [
+            json.loads(broadcast_bytes(data if k == me else None, k == me))
+            for k in range(self.processes)
+        ]
 
     def validation(self, validation, batch_size: int):
         """JAX shards every batch evenly: drop the last few validation samples if needed."""

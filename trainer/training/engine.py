@@ -115,9 +115,8 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         batches = FusedBatches(data.x_train, y_train, batch_size, cfg.seed,
                                group=steps_per_execution, class_weight=weights)  # fmt: skip
         fuse(trained, batches)
-        weights = None  # the batches carry them, as sample weights
-    else:
-        batches = cluster.training_batches(data.x_train, y_train, batch_size, cfg.seed)
+    else:  # the batches carry the class weights, as sample weights
+        batches = cluster.training_batches(data.x_train, y_train, batch_size, cfg.seed, weights)
     data.x_train = batches.features  # the pipeline's copy: the split is held once
 
     tracker = Tracker(
@@ -135,7 +134,7 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
             *tracker.start(trained),
         ]  # TensorBoard, MLflow
         loop = Loop(trained, optimizers_of(trained), cfg, run_dir, progress, batches,
-                    validation, eval_batch, class_weight=weights, callbacks=extra)  # fmt: skip
+                    validation, eval_batch, callbacks=extra)  # fmt: skip
         loop.checkpoints = cluster.checkpoints(loop.checkpoints)
         if resume and loop.resume(keep_learning_rate):
             environment["resumed_from"] = loop.position.resumed_from
@@ -148,7 +147,9 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         with tracker:  # closes the logs; marks an MLflow run killed or failed on errors
             loop.run()
         seconds = time.perf_counter() - started
-
+        fed = cluster.fed(batches)  # a collective: every process, before the engine is let go
+        if fed is not None:
+            environment["distribution"]["fed"] = fed
         cluster.finish()
         progress.stage("saving and evaluating")
         refuse_non_finite(model, "the trained model (after restoring early stopping's best "

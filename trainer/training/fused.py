@@ -35,16 +35,11 @@ class FusedBatches(TrainingBatches):
                  class_weight: dict[int, float] | None = None) -> None:  # fmt: skip
         import tensorflow as tf
 
-        super().__init__(x, y, batch_size, seed)
+        super().__init__(x, y, batch_size, seed, class_weight=class_weight)
         self.group = max(1, group)
         self.full = self.n // batch_size  # the steps with a whole batch
         self._ends: dict[int, list[int]] = {}
-        self._w = None
-        if class_weight is not None:  # Keras's own expansion, as fit(class_weight=...) does it
-            from keras.src.trainers.data_adapters import data_adapter_utils
-
-            self._w = tf.constant(data_adapter_utils.class_weight_to_sample_weights(
-                y, class_weight))  # fmt: skip
+        self._weight = None if self._w is None else tf.constant(self._w)
 
     def ends(self, start_step: int = 0) -> list[int]:
         """The epoch's step count after each execution that starts at ``start_step``.
@@ -89,7 +84,7 @@ class FusedBatches(TrainingBatches):
         """One batch's ``(x, y)`` or ``(x, y, sample_weight)`` (inside the compiled step)."""
         import tensorflow as tf
 
-        parts = (self._x, self._y) if self._w is None else (self._x, self._y, self._w)
+        parts = (self._x, self._y) if self._weight is None else (self._x, self._y, self._weight)
         return tuple(tf.gather(part, rows) for part in parts)
 
 

@@ -164,10 +164,9 @@ class Loop:
     """Runs the epochs of one run, resumable at any checkpointed step."""
 
     def __init__(self, model, optimizers, cfg, run_dir: Path, progress, batches,
-                 validation, eval_batch: int, class_weight: dict[int, float] | None = None,
-                 callbacks: list | None = None) -> None:  # fmt: skip
+                 validation, eval_batch: int, callbacks: list | None = None) -> None:  # fmt: skip
         self.model, self.optimizers, self.cfg = model, optimizers, cfg
-        self.class_weight, self.extra_callbacks = class_weight, list(callbacks or [])
+        self.extra_callbacks = list(callbacks or [])  # (class weights ride in the batches)
         self.batches, self.progress = batches, progress
         self.validation, self.eval_batch = validation, eval_batch
         self.steps = batches.steps
@@ -328,7 +327,6 @@ class Loop:
                         validation_data=self.validation,
                         validation_batch_size=self.eval_batch,
                         callbacks=[supervisor, *self.extra_callbacks],
-                        class_weight=self.class_weight,
                         shuffle=False,
                         verbose=0,
                     )

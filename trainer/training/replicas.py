@@ -6,6 +6,7 @@ never at config time).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -17,31 +18,76 @@ from trainer.datasets import pipeline
 
 
 class _Replicated:
-    """Mixin for the pipeline's batches: equal replica shares, this process's slice only."""
+    """Mixin for the pipeline's batches: equal replica shares, this process's slice only.
 
-    def __init__(
-        self, x, y, batch_size: int, seed: int, *, replicas: int, process: int, processes: int
-    ) -> None:
-        super().__init__(x, y, batch_size, seed)
-        self.dropped = (self.n % batch_size) % replicas
+    A step on R replicas must take the step one device takes on the same batch. Every batch
+    is split evenly over the replicas, so an epoch's last batch of N samples, when R does not
+    divide N, is padded to P (the next multiple of R) with copies of its first samples that
+    weigh 0; its N real samples weigh P / N (times their class weight), so the mean loss over
+    P rows, the reduction every replica applies, is the mean over the N real ones. Every
+    batch carries sample weights (ones when unweighted) so the structure never changes.
+    """
+
+    def __init__(self, x, y, batch_size: int, seed: int, *, replicas: int, process: int,
+                 processes: int, class_weight: dict[int, float] | None = None) -> None:  # fmt: skip
+        super().__init__(x, y, batch_size, seed, class_weight=class_weight)
+        short = self.n % batch_size
+        self.padding = -short % replicas  # rows added to the last batch (0 when R divides it)
         self.process, self.processes = process, processes
+        self.fed: list[dict] = []  # what this process fed, per epoch (environment.json)
 
-    def order(self, epoch: int) -> np.ndarray:
-        full = super().order(epoch)
-        return full[: len(full) - self.dropped]  # the last batch's tail: a multiple of replicas
+    def weights(self, order: np.ndarray) -> np.ndarray:
+        weights = super().weights(order)
+        return np.ones(len(order), np.float32) if weights is None else weights.astype(np.float32)
+
+    def plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Epoch ``epoch``'s sample indices and weights, the last batch padded (see above)."""
+        order = self.order(epoch)
+        weights = self.weights(order)
+        if self.padding:
+            last = (self.steps - 1) * self.batch_size
+            real = self.n - last
+            weights[last:] *= np.float32((real + self.padding) / real)
+            order = np.concatenate([order, order[last : last + self.padding]])
+            weights = np.concatenate([weights, np.zeros(self.padding, np.float32)])
+        return order, weights
 
     def epoch(self, epoch: int, start_step: int = 0):
-        if self.processes == 1:
-            return super().epoch(epoch, start_step)
-        return self._slices(epoch, start_step)
+        order, weights = self.plan(epoch)
+        record = Fed(epoch + 1, self.n)
+        self.fed.append(record.summary)
+        if self.processes == 1:  # one process, several devices: the engine splits each batch
+            first = start_step * self.batch_size
+            record.add(first, order[first:], steps=self.steps - start_step)
+            return self._batches(order, weights, start_step)
+        return self._slices(order, weights, start_step, record)
 
-    def _slices(self, epoch: int, start_step: int):
-        indices = self.order(epoch)
-        for step in range(start_step, self.steps):
-            batch = indices[step * self.batch_size : (step + 1) * self.batch_size]
+    def _slices(self, order, weights, start_step: int, record: Fed):
+        for step in range(start_step, self.steps):  # the padded last batch is still <= batch
+            low = step * self.batch_size
+            batch, weight = order[low : low + self.batch_size], weights[low : low + self.batch_size]
             share = len(batch) // self.processes
-            rows = batch[self.process * share : (self.process + 1) * share]
-            yield self._x[rows], self._y[rows]
+            rows = slice(self.process * share, (self.process + 1) * share)
+            record.add(low + rows.start, batch[rows])
+            yield self._x[batch[rows]], self._y[batch[rows]], weight[rows]
+
+
+class Fed:
+    """One epoch of one process's feed: steps, real and padding rows, and their SHA-256."""
+
+    def __init__(self, epoch: int, n: int) -> None:
+        self.n = n
+        self.digest = hashlib.sha256()
+        self.summary = {"epoch": epoch, "steps": 0, "samples": 0, "padding": 0, "sha256": ""}
+
+    def add(self, position: int, rows: np.ndarray, steps: int = 1) -> None:
+        """``rows`` fed from ``position`` of the epoch's plan (rows past ``n`` are padding)."""
+        self.summary["steps"] += steps
+        real = max(0, min(len(rows), self.n - position))
+        self.summary["samples"] += real
+        self.summary["padding"] += len(rows) - real
+        self.digest.update(np.ascontiguousarray(rows, dtype=np.int64).tobytes())
+        self.summary["sha256"] = self.digest.hexdigest()[:16]
 
 
 class ReplicatedBatches(_Replicated, pipeline.NumpyBatches):

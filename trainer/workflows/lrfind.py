@@ -110,7 +110,9 @@ def range_test(
         jit_compile=engine.resolve_jit(cfg.training.jit_compile, model, device),
     )
     weights = engine.class_weights_of(cfg, data)
-    batches = pipeline.NumpyBatches(data.x_train, data.y_train, batch_size, cfg.seed)
+    batches = pipeline.NumpyBatches(
+        data.x_train, data.y_train, batch_size, cfg.seed, class_weight=weights
+    )  # (x, y, sample_weight) batches when weighted
 
     schedule = rates(min_rate, max_rate, steps)
     tried, losses = [], []
@@ -130,7 +132,7 @@ def range_test(
                 batch = next(feed)
             model.optimizer.learning_rate.assign(rate)
             model.reset_metrics()  # the logged loss is then this batch's alone
-            logs = model.train_on_batch(*batch, class_weight=weights, return_dict=True)
+            logs = model.train_on_batch(*batch, return_dict=True)
             loss = float(logs["loss"])
             progress.step(i + 1)
             if not math.isfinite(loss):
