@@ -427,7 +427,7 @@ def test_missing_file(tmp_path):
 def test_directory(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path)
-    assert caught.value.problems == ["is a directory, not a YAML file"]
+    assert caught.value.problems == ["is a directory, not a regular file"]
 
 
 def test_undecodable_file(tmp_path):
@@ -435,7 +435,7 @@ def test_undecodable_file(tmp_path):
     path.write_bytes(b"dataset: d\xefgits\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert_fragments(caught.value.problems[0], ("cannot be read", "utf-8"))
+    assert_fragments(caught.value.problems[0], ("line 1, column 11", "0xef", "UTF-8"))
 
 
 @pytest.mark.parametrize(
@@ -491,7 +491,7 @@ BAD_OVERRIDES = [
     pytest.param("model.units.first=3", ("'model.units' holds a list",), id="into a list"),
     pytest.param(
         "model.units=[8, 4",
-        ("--set 'model.units=[8, 4'", "value is not valid YAML"),
+        ("--set 'model.units=[8, 4'", "YAML syntax error"),
         id="bad YAML value",
     ),
 ]

@@ -332,10 +332,11 @@ def test_fused_executions_resume_bit_for_bit(tmp_path):
     assert training["fused_steps"] and training["steps_per_execution"] == 3
     done = trainer("fit", "config.yaml", "--run-dir", "killed", cwd=tmp_path, fault="sigkill@13")
     assert done.returncode == -signal.SIGKILL
-    # Epochs of 8 steps run as executions of 3, 3 and 2: the kill lands at the end of the one
-    # holding step 13 (epoch 2, steps 4-6), after the checkpoint at step 11 (epoch 2, step 3).
-    assert (tmp_path / "killed" / "checkpoints" / "latest").read_text() == "step-000000011"
+    # Epochs of 8 steps with a checkpoint every 3: executions end at every checkpoint step as
+    # well as every 3 steps, so epoch 2 runs steps 9, 10-12, 13-15, 16. The kill lands at the
+    # end of the one holding step 13 (step 15), after the checkpoint at step 12 (epoch 2, 4).
+    assert (tmp_path / "killed" / "checkpoints" / "latest").read_text() == "step-000000012"
     done = trainer("fit", "--resume", "killed", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "resuming from step-000000011 (epoch 2, step 3)" in done.stderr
+    assert "resuming from step-000000012 (epoch 2, step 4)" in done.stderr
     assert_parity(tmp_path, "killed")

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field
 
 from trainer.core.registry import Params, Registry
+from trainer.settings.sections import MAX_EPOCHS
 
 OPTIMIZERS = Registry("optimizer")
 
@@ -23,19 +24,23 @@ Positive = Annotated[float, Field(gt=0.0)]
 class ExponentialSchedule(Params):
     type: Literal["exponential"] = "exponential"
     decay_rate: float = Field(0.9, gt=0.0, le=1.0, description="Factor per decay_epochs.")
-    decay_epochs: float = Field(1.0, gt=0.0)
+    decay_epochs: float = Field(1.0, gt=0.0, le=MAX_EPOCHS)
     staircase: bool = False
 
 
 class StepSchedule(Params):
     type: Literal["step"] = "step"
-    step_epochs: int = Field(10, ge=1, description="Multiply the rate by gamma every N epochs.")
+    step_epochs: int = Field(
+        10, ge=1, le=MAX_EPOCHS, description="Multiply the rate by gamma every N epochs."
+    )
     gamma: float = Field(0.1, gt=0.0, le=1.0)
 
 
 class CosineSchedule(Params):
     type: Literal["cosine"] = "cosine"
-    decay_epochs: int | None = Field(None, ge=1, description="Default: all training epochs.")
+    decay_epochs: int | None = Field(
+        None, ge=1, le=MAX_EPOCHS, description="Default: all training epochs."
+    )
     alpha: float = Field(0.0, ge=0.0, le=1.0, description="Final rate as a fraction of the first.")
 
 

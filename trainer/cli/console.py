@@ -20,9 +20,15 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+MESSAGE_CAP = 4000  # characters of one error message: a hostile value must not flood the terminal
+
+
 def error(exc: BaseException, debug: bool = False) -> None:
+    text = str(exc)
+    if len(text) > MESSAGE_CAP:  # the messages cut what they echo; this is the last guard
+        text = f"{text[:MESSAGE_CAP]}... ({len(text) - MESSAGE_CAP:,} more characters cut)"
     err.print("[bold red]error:[/] ", end="")
-    err.print(str(exc), markup=False)
+    err.print(text, markup=False)
     if debug:
         err.print_exception(show_locals=False)
     elif not getattr(exc, "exit_code", None):

@@ -7,6 +7,7 @@ language-specific tags are rejected before anything is built.
 
 from __future__ import annotations
 
+import math
 import re
 import typing
 from pathlib import Path
@@ -17,10 +18,14 @@ from pydantic import BaseModel, ValidationError
 
 from trainer.config.checks import cross_check
 from trainer.config.schema import Config
-from trainer.core.errors import ConfigError, UsageError
+from trainer.core.errors import ConfigError, DataError, UsageError
+from trainer.core.files import Unreadable, read_bounded
 from trainer.core.registry import did_you_mean
 
 MAX_NODES = 100_000  # a config never needs more; alias bombs expand far beyond it
+MAX_BYTES = 2**20  # the largest configs in use are a few kB
+SHOWN = 200  # characters of a value echoed in a message; the rest is cut
+FLOAT32_MAX = 3.4028234663852886e38  # the model computes in float32: larger numbers are inf
 Lines = dict[tuple, Any]  # key path -> line number, or "--set" for overrides
 
 
@@ -35,36 +40,54 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     return cfg
 
 
+def shown(value: Any, limit: int = SHOWN) -> str:
+    """``repr(value)``, cut to ``limit`` characters with an ellipsis: messages stay short."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def read_yaml(path: Path) -> tuple[dict, Lines]:
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(source, ["file not found; check the path"]) from None
-    except IsADirectoryError:
-        raise ConfigError(source, ["is a directory, not a YAML file"]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(source, [f"cannot be read ({error})"]) from None
+        data = read_bounded(path, MAX_BYTES)
+    except Unreadable as problem:
+        hint = "; check the path" if str(problem) == "file not found" else ""
+        raise ConfigError(source, [f"{problem}{hint}"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise ConfigError(source, [
+            f"line {line}, column {column}: byte 0x{data[error.start]:02x} is not UTF-8; "
+            "save the file as UTF-8"
+        ]) from None  # fmt: skip
     return parse_yaml(text, source)
 
 
 def parse_yaml(text: str, source: str) -> tuple[dict, Lines]:
+    node, data = safe_yaml(text, source)
+    if data is None:
+        raise ConfigError(source, ["is empty; a config needs at least a 'dataset' key"])
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise ConfigError(source, [f"must be a mapping of keys to values, not a {kind}"])
+    lines: Lines = {}
+    _record_lines(node, (), lines)
+    return data, lines
+
+
+def safe_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """One YAML document, its duplicate keys and alias bombs refused before it is built."""
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            raise ConfigError(source, ["is empty; a config needs at least a 'dataset' key"])
+            return None, None
         problems = _inspect(node)
         if problems:
             raise ConfigError(source, problems)
         data = loader.construct_document(node)
-        if data is None:
-            raise ConfigError(source, ["is empty; a config needs at least a 'dataset' key"])
-        if not isinstance(data, dict):
-            kind = type(data).__name__
-            raise ConfigError(source, [f"must be a mapping of keys to values, not a {kind}"])
-        lines: Lines = {}
-        _record_lines(node, (), lines)
     except RecursionError:
         raise ConfigError(source, ["nests too deeply; configs are a few levels deep"]) from None
     except yaml.MarkedYAMLError as error:
@@ -73,7 +96,7 @@ def parse_yaml(text: str, source: str) -> tuple[dict, Lines]:
         raise ConfigError(source, [f"YAML error: {error}"]) from None
     finally:
         loader.dispose()
-    return data, lines
+    return node, data
 
 
 def _yaml_message(error: yaml.MarkedYAMLError) -> str:
@@ -155,15 +178,13 @@ def apply_overrides(data: dict, overrides: list[str], lines: Lines) -> dict:
     for override in overrides:
         key, sep, raw = override.partition("=")
         keys = key.strip().split(".")
+        echo = shown(override)[1:-1] if len(override) > SHOWN else override
         if not sep or not all(k.strip() for k in keys):
             raise UsageError(
-                f"--set '{override}': expected KEY.PATH=VALUE",
+                f"--set '{echo}': expected KEY.PATH=VALUE",
                 hint="for example --set optimizer.learning_rate=0.05",
             )
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as error:
-            raise UsageError(f"--set '{override}': value is not valid YAML ({error})") from None
+        value = _override_value(raw, echo)
         node = data
         for depth, part in enumerate(keys[:-1]):
             lines.setdefault(tuple(keys[: depth + 1]), "--set")
@@ -180,8 +201,23 @@ def apply_overrides(data: dict, overrides: list[str], lines: Lines) -> dict:
                 )
             node = child
         node[keys[-1]] = value
+        for path in [p for p in lines if p[: len(keys)] == tuple(keys)]:
+            del lines[path]  # the file's lines under this key no longer hold its value
         lines[tuple(keys)] = "--set"
     return data
+
+
+def _override_value(raw: str, echo: str) -> Any:
+    """A ``--set`` value, parsed as YAML with the same guards as a config file."""
+    if not raw.strip():
+        return ""
+    if len(raw) > MAX_BYTES:
+        raise UsageError(f"--set '{echo}': the value is longer than {MAX_BYTES:,} characters")
+    try:
+        _, value = safe_yaml(raw, "--set")
+        return value
+    except ConfigError as error:
+        raise UsageError(f"--set '{echo}': {'; '.join(error.problems)}") from None
 
 
 def _default_section(key: str) -> dict:
@@ -193,14 +229,43 @@ def _default_section(key: str) -> dict:
 
 
 def validate(data: dict, lines: Lines, source: str) -> Config:
+    huge = _beyond_float32(data, lines)  # before validation: a 10**400 never reaches pydantic
+    if huge:
+        raise ConfigError(source, huge)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as error:
         raise ConfigError(source, _explain(error, data, lines)) from None
+    except DataError as error:  # task inference read the data (task: auto) and found a problem
+        where = _locate(("dataset",), "cannot infer the task", lines)
+        raise DataError(f"{source}: {where}: {error.message}", hint=error.hint) from None
+    huge = _beyond_float32(cfg.model_dump(by_alias=True), lines)  # '1e39' is a YAML string
+    if huge:
+        raise ConfigError(source, huge)
     problems = cross_check(cfg)
     if problems:
         raise ConfigError(source, [_locate(path, msg, lines) for path, msg in problems])
     return cfg
+
+
+def _beyond_float32(data: Any, lines: Lines) -> list[str]:
+    return [
+        _locate(path, f"{shown(value, 40)} is beyond float32's range (about 3.4e38), in which "
+                "the model computes; use a smaller number", lines)
+        for path, value in _numbers(data) if math.isfinite(value) and abs(value) > FLOAT32_MAX
+    ]  # fmt: skip
+
+
+def _numbers(data: Any, path: tuple = ()):
+    """(key path, value) of every float in ``data``, and every int beyond float32's range."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _numbers(value, (*path, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _numbers(value, (*path, i))
+    elif isinstance(data, float) or (isinstance(data, int) and not isinstance(data, bool)):
+        yield path, data
 
 
 def _locate(path: tuple, message: str, lines: Lines) -> str:
@@ -255,16 +320,16 @@ def _explain(error: ValidationError, data: dict, lines: Lines) -> list[str]:
             message = "is required but missing"
         elif kind == "string_pattern_mismatch" and path == ("name",):
             message = (
-                f"got {value!r}; a run name is letters, digits, '.', '_' or '-', starting with "
-                "a letter or digit (it becomes a directory name, so it cannot hold '/')"
+                f"got {shown(value)}; a run name is letters, digits, '.', '_' or '-', starting "
+                "with a letter or digit (it becomes a directory name, so it cannot hold '/')"
             )
         elif kind == "literal_error":
             expected = re.findall(r"'([^']+)'", err["ctx"]["expected"])
-            message = f"got {value!r}; {did_you_mean(str(value), expected)}"
+            message = f"got {shown(value)}; {did_you_mean(str(value)[:SHOWN], expected)}"
         else:
             text = err["msg"].replace("Input should be", "must be").replace("Value error, ", "")
-            shown = "" if isinstance(value, dict) or "(got" in text else f" (got {value!r})"
-            message = f"{text}{shown}"
+            got = "" if isinstance(value, dict) or "(got" in text else f" (got {shown(value)})"
+            message = f"{text}{got}"
         messages.append((_line_of(path, lines), _locate(path, message, lines)))
     return [message for _, message in sorted(messages, key=lambda m: m[0])]
 

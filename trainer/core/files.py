@@ -1,7 +1,9 @@
-"""Files that survive crashes, and the run directory's lock.
+"""Files that survive crashes, files read with care, and the run directory's lock.
 
 Every file the trainer writes goes through a temporary name, ``fsync`` and ``os.replace``,
-so a crash leaves the old version or the new one, never half of one.
+so a crash leaves the old version or the new one, never half of one. Every file it reads
+must be a regular file (a FIFO would block forever, ``/dev/zero`` never ends), and what is
+read whole is read only up to a bound.
 """
 
 from __future__ import annotations
@@ -10,10 +12,93 @@ import fcntl
 import json
 import os
 import socket
+import stat
 from pathlib import Path
 from typing import Any
 
-from trainer.core.errors import StorageError, UsageError
+from trainer.core.errors import DataError, StorageError, UsageError
+
+KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+class Unreadable(Exception):
+    """Why a path cannot be read as a file; callers turn it into their own error."""
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why ``path`` (symlinks followed) is not a regular file to read, or None if it is."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return None
+    return f"is {KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not a regular file"
+
+
+def require_file(path: Path) -> None:
+    """Raise :class:`Unreadable` unless ``path`` is a regular file."""
+    problem = not_a_file(path)
+    if problem is not None:
+        raise Unreadable(problem)
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, refused if it holds more than ``limit``.
+
+    Opened without blocking and checked on the open descriptor, so a path swapped for a FIFO
+    after a check cannot hang the read either.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise Unreadable("file not found") from None
+    except OSError as error:
+        raise Unreadable(f"cannot be read ({error.strerror or error})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise Unreadable(f"is {KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not a "
+                         "regular file")  # fmt: skip
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise Unreadable(f"is larger than {limit:,} bytes, more than this file ever needs")
+    return data
+
+
+DAMAGED = (
+    "the run directory was damaged or edited: restore the file, or train again into a new "
+    "run directory with `trainer fit CONFIG --run-dir NEW`"
+)
+
+
+def read_run_json(path: Path) -> dict[str, Any]:
+    """A JSON object of a run directory: a DataError (exit 4) naming it if it is damaged."""
+    try:
+        data = read_json(path)
+    except Unreadable as problem:
+        raise DataError(f"{path}: {problem}", hint=DAMAGED) from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: holds a JSON {type(data).__name__}, not an object", hint=DAMAGED)
+    return data
+
+
+def read_json(path: Path, limit: int = 64 * 2**20) -> Any:
+    """A JSON file the trainer wrote, read back as untrusted input (:class:`Unreadable`)."""
+    data = read_bounded(path, limit)
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Unreadable(f"is not valid JSON ({error})") from None
 
 
 def fsync_dir(path: Path) -> None:

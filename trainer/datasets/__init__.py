@@ -21,7 +21,7 @@ from pydantic import Field
 
 from trainer.core.errors import DataError
 from trainer.core.registry import Params, Registry
-from trainer.settings.sections import Augmentation
+from trainer.settings.sections import MAX_COUNT, Augmentation
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,7 +46,10 @@ class DatasetParams(Params):
         description="Fraction held out for testing, for datasets that ship no test split.",
     )
     limit: int | None = Field(
-        None, ge=1, description="Use only the first N samples of each pool (smoke runs)."
+        None,
+        ge=1,
+        le=MAX_COUNT,
+        description="Use only the first N samples of each pool (smoke runs).",
     )
     scaling: Literal["default", "none", "unit", "standard"] = Field(
         "default",
@@ -179,8 +182,14 @@ def prepare(
         preprocessing = _fit_preprocessing(raw, method, x)
     warnings = list(raw.warnings)
     transform, scaling = _transform(raw, preprocessing, warnings)
-    x, x_test = transform(x, "train"), transform(x_test, "test")
-    x_val = None if x_val is None else transform(x_val, "validation")
+    try:
+        x, x_test = transform(x, "train"), transform(x_test, "test")
+        x_val = None if x_val is None else transform(x_val, "validation")
+    except DataError as error:  # name the file the column came from
+        source = getattr(params, "path", None)
+        if source is None or str(source) in error.message:
+            raise
+        raise DataError(f"{source}: {error.message}", hint=error.hint) from None
 
     if raw.task == "regression":
         y, y_test = _as_targets(y), _as_targets(y_test)
@@ -193,6 +202,8 @@ def prepare(
         top = max(int(a.max()) for a in (y, y_test, y_val) if a is not None and len(a))
         num_classes = max(len(names), top + 1)
         target_dim = 1
+    _check_model_inputs(params, {"train": (x, y), "validation": (x_val, y_val),
+                                 "test": (x_test, y_test)}, num_classes)  # fmt: skip
     class_names = tuple(names) or tuple(str(i) for i in range(num_classes))
     if raw.task != "regression":
         from trainer.datasets.imbalance import missing_class_warnings, resample
@@ -205,6 +216,55 @@ def prepare(
         spec, x, y, x_test, y_test, x_val, y_val, scaling, naive_test, raw.naive_name,
         preprocessing=preprocessing, warnings=warnings,
     )  # fmt: skip
+
+
+def non_finite_samples(x) -> tuple[int, int] | None:
+    """(how many samples of float array ``x`` hold NaN or Inf, the first one's index)."""
+    import numpy as np
+
+    if x.dtype.kind != "f" or not len(x):
+        return None
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    return (int(bad.sum()), int(np.flatnonzero(bad)[0])) if bad.any() else None
+
+
+MAX_CLASSES = 100_000  # output units a classifier can hold; labels are indices 0..k-1
+
+
+def _check_model_inputs(params: DatasetParams, splits: dict, num_classes: int) -> None:
+    """What the model will see, after splitting and scaling: samples, features, finite
+    values, and classes it can hold. Each problem is a DataError naming the data."""
+    import numpy as np
+
+    source = getattr(params, "path", None)
+    where = f"{source}: " if source is not None else f"dataset '{params.type}': "
+    x, y = splits["train"]
+    if len(x) == 0:
+        raise DataError(
+            f"{where}the training split holds no samples",
+            hint="give data with samples in it (and check dataset.limit and the split fractions)",
+        )
+    if int(np.prod(x.shape[1:])) == 0:
+        raise DataError(
+            f"{where}each sample has no features (shape {tuple(x.shape)})",
+            hint="the features need at least one value per sample",
+        )
+    for split, (features, _) in splits.items():
+        found = None if features is None else non_finite_samples(features)
+        if found is not None:
+            raise DataError(
+                f"{where}the {split} split holds non-finite values after scaling in "
+                f"{found[0]} sample(s), the first at index {found[1]}",
+                hint="values beyond float32's range (about 3.4e38) overflow: rescale them "
+                "before training, or choose dataset.scaling: unit or standard",
+            )
+    if num_classes > MAX_CLASSES or (num_classes > 1000 and len(np.unique(y)) * 10 < num_classes):
+        raise DataError(
+            f"{where}the largest class label is {num_classes - 1}, which would make "
+            f"{num_classes:,} output units for {len(np.unique(y))} distinct labels",
+            hint="class labels are indices 0..k-1: map them with "
+            "np.unique(y, return_inverse=True), or set task: regression",
+        )
 
 
 def _fit_preprocessing(raw: RawData, method: str, x) -> dict[str, Any]:

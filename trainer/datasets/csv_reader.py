@@ -15,7 +15,7 @@ from pathlib import Path
 
 from trainer.core.errors import DataError
 from trainer.core.registry import did_you_mean
-from trainer.datasets.user_data import MAX_DISTINCT, Labels
+from trainer.datasets.user_data import MAX_DISTINCT, Labels, require_data_file
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})  # compared in lower case
 NUMERIC_SHARE = 0.9  # a column this much numbers with some text holds typos, not categories
@@ -160,6 +160,7 @@ def read_csv(
     name the file lacks is an error (a typo in ``dataset.columns``).
     """
     kinds = kinds or {}
+    require_data_file(path)
     try:
         handle = open(path, newline="", encoding="utf-8-sig")  # closed by the with below
     except FileNotFoundError:

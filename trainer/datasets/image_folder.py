@@ -19,7 +19,13 @@ from pydantic import Field, PositiveInt, model_validator
 
 from trainer.core.errors import DataError
 from trainer.datasets import DATASETS, RawData, Task
-from trainer.datasets.user_data import FileParams, Labels, TaskSetting, resolve_task
+from trainer.datasets.user_data import (
+    FileParams,
+    Labels,
+    TaskSetting,
+    require_data_file,
+    resolve_task,
+)
 
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # Keras's ALLOWLIST_FORMATS
 CHANNELS = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}
@@ -127,6 +133,7 @@ def read_images(files: list[Path], image_size: tuple[int, int], color_mode: str)
     mode, channels = CHANNELS[color_mode]
     x = np.empty((len(files), height, width, channels), dtype=np.uint8)
     for i, file in enumerate(files):
+        require_data_file(file)
         try:
             with Image.open(file) as image:
                 image = image.convert(mode)

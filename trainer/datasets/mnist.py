@@ -21,6 +21,7 @@ from pydantic import Field
 
 from trainer.core.errors import DataError
 from trainer.datasets import DATASETS, DatasetParams, RawData
+from trainer.datasets.user_data import require_data_file
 
 KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
@@ -137,6 +138,7 @@ def read_npz(path: Path):
     import numpy as np
 
     keys = ("x_train", "y_train", "x_test", "y_test")
+    require_data_file(path)
     try:
         archive = np.load(path, allow_pickle=False)
         if not hasattr(archive, "files"):  # a bare .npy array, not an archive
@@ -168,6 +170,7 @@ def read_idx(path: Path):
     """Parse one gzip'd IDX file (LeCun's format): a magic number, sizes, then uint8 data."""
     import numpy as np
 
+    require_data_file(path)
     try:
         with gzip.open(path, "rb") as handle:
             data = handle.read()

@@ -17,12 +17,13 @@ from pydantic import Field, model_validator
 
 from trainer.core.errors import DataError
 from trainer.core.registry import did_you_mean
-from trainer.datasets import DATASETS, RawData, Task
+from trainer.datasets import DATASETS, MAX_CLASSES, RawData, Task, non_finite_samples
 from trainer.datasets.user_data import (
     MAX_DISTINCT,
     FileParams,
     Labels,
     TaskSetting,
+    require_data_file,
     resolve_task,
 )
 
@@ -63,6 +64,7 @@ def read_arrays(path: Path, keys: list[str]) -> dict:
     """The arrays under ``keys``; every problem is a DataError naming the file and the key."""
     import numpy as np
 
+    require_data_file(path)
     try:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -121,7 +123,14 @@ def labels_of(y, where: str) -> Labels:
             f"{where} has dtype {y.dtype} and shape {y.shape}; expected one number or string "
             "per sample"
         )
+    if len(y) == 0:
+        raise DataError(f"{where} holds no samples", hint="save arrays with samples in them")
     if y.dtype.kind in "US":
+        if y.ndim > 1 and int(np.prod(y.shape[1:])) > 1:
+            raise DataError(
+                f"{where} holds text labels shaped {y.shape}; text labels are one per sample",
+                hint="save them shaped (samples,)",
+            )
         distinct = len(np.unique(y))
         return Labels(True, distinct if distinct <= MAX_DISTINCT else None, True)
     if y.ndim > 1 and int(np.prod(y.shape[1:])) > 1:  # several targets per sample
@@ -168,7 +177,6 @@ def npz(
 
 
 def _features(path: Path, key: str, x, y):
-    import numpy as np
 
     where = f"{path}: '{key}'"
     if x.ndim == 0 or x.dtype.kind not in "biuf":
@@ -182,15 +190,14 @@ def _features(path: Path, key: str, x, y):
             hint="save one label per sample",
         )
     x = x.reshape(len(x), 1) if x.ndim == 1 else x
-    if x.dtype.kind == "f":
-        bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-        if bad.any():
-            raise DataError(
-                f"{where} holds non-finite values (NaN or inf) in {int(bad.sum())} sample(s), "
-                f"the first at index {int(np.flatnonzero(bad)[0])}",
-                hint="arrays are used as they are: fill or remove those samples before saving, "
-                "or save the data as CSV and set dataset.missing",
-            )
+    found = non_finite_samples(x)
+    if found is not None:
+        raise DataError(
+            f"{where} holds non-finite values (NaN or inf) in {found[0]} sample(s), "
+            f"the first at index {found[1]}",
+            hint="arrays are used as they are: fill or remove those samples before saving, "
+            "or save the data as CSV and set dataset.missing",
+        )
     return x
 
 
@@ -234,6 +241,14 @@ def _labels(pools: dict, task: str) -> tuple[list[str], dict]:
             )
         labels[split] = flat.astype(np.int64)
     count = max(int(y.max()) for y in labels.values() if len(y)) + 1
+    distinct = len(np.unique(labels["train"]))
+    if count > MAX_CLASSES or (count > 1000 and distinct * 10 < count):
+        raise DataError(
+            f"{where['train']} (or another split) holds label {count - 1}, which would make "
+            f"{count:,} output units for {distinct} distinct labels",
+            hint="class labels are indices 0..k-1: map them with np.unique(y, "
+            "return_inverse=True), or set task: regression",
+        )
     if task == "binary" and count > 2:
         raise DataError(
             f"binary labels must be 0 and 1, but {where['train']} (or another split) holds "

@@ -25,16 +25,32 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 AUTO_STEPS_PER_EXECUTION = 64
 
 
-def steps_per_execution(requested: int | str, steps: int, divisor: bool = False) -> int:
+def steps_per_execution(requested: int | str, steps: int, divisor: bool = False,
+                        every: int = 0, anywhere: bool = False) -> int:  # fmt: skip
     """How many steps run per call into the compiled graph ('auto': up to 64).
 
     Each epoch is fed as its own dataset, so on TensorFlow the last call of an epoch simply
     runs the steps that remain. Backends fed by Python generators warn when a call finds the
     epoch exhausted, so there (``divisor``) the value is lowered to a divisor of ``steps``.
+
+    ``every`` is ``checkpoint.every_steps``: no call may run past a checkpoint step, a global
+    step (epoch * steps + step in the epoch) that is a multiple of ``every``, or a SIGKILL
+    would lose the steps since the one before. Where a call can be cut short at each one
+    (``anywhere``: the fused steps of :mod:`trainer.training.fused` do), the value is at most
+    ``every``. Elsewhere the calls of an epoch run the same number of steps from its start, and
+    the checkpoint steps move within the epoch by ``steps`` mod ``every`` from one epoch to the
+    next, so they fall at every multiple of g = gcd(steps, every) in it: the value is lowered
+    to a divisor of g, unless ``every`` is a multiple of ``steps`` (checkpoints at epoch ends).
     """
+    import math
+
     if requested == "auto":
         requested = AUTO_STEPS_PER_EXECUTION
     requested = min(requested, steps)
+    if every and anywhere:
+        return min(requested, every)
+    if every and every % steps:
+        steps, divisor = math.gcd(steps, every), True  # a divisor of g divides steps too
     if not divisor:
         return requested
     return max(d for d in range(1, requested + 1) if steps % d == 0)

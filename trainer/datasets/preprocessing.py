@@ -186,7 +186,8 @@ def _scaling(method: str, values) -> tuple[float, float]:
     if method == "unit":
         low, high = float(values.min()), float(values.max())
         return low, (high - low) if high > low else 1.0
-    mean, std = float(values.mean()), float(values.std())
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values: checked finite later
+        mean, std = float(values.mean()), float(values.std())
     return mean, std if std > 0 else 1.0
 
 

@@ -8,17 +8,31 @@ from pydantic import Field, model_validator
 
 from trainer.datasets import DATASETS, DatasetParams, RawData
 
+MAX_SAMPLES = 10_000_000
+MAX_FEATURES = 100_000
+MAX_VALUES = 500_000_000  # samples x features, generated in memory: 2 GB of float32
+
+
+def _fits_in_memory(params) -> None:
+    values = params.samples * params.features
+    if values > MAX_VALUES:
+        raise ValueError(
+            f"samples x features is {values:,} values ({values * 4 / 2**30:.0f} GiB as float32), "
+            f"more than the {MAX_VALUES:,} generated in memory; lower samples or features"
+        )
+
 
 class SyntheticLinearParams(DatasetParams):
     type: Literal["synthetic_linear"] = "synthetic_linear"
-    samples: int = Field(100, ge=2, description="Number of (x, y) pairs.")
-    features: int = Field(1, ge=1, description="Number of input features.")
+    samples: int = Field(100, ge=2, le=MAX_SAMPLES, description="Number of (x, y) pairs.")
+    features: int = Field(1, ge=1, le=MAX_FEATURES, description="Number of input features.")
     weight: float | list[float] = Field(2.0, description="w in y = w.x + b (one per feature).")
     bias: float = Field(0.0, description="b in y = w.x + b.")
     noise: float = Field(0.5, ge=0.0, description="Standard deviation of Gaussian noise on y.")
 
     @model_validator(mode="after")
     def _weights_match_features(self):
+        _fits_in_memory(self)
         if isinstance(self.weight, list) and len(self.weight) != self.features:
             raise ValueError(
                 f"weight has {len(self.weight)} values but features is {self.features}; "
@@ -44,10 +58,10 @@ def synthetic_linear(seed: int, samples: int, features: int, weight, bias: float
 
 class SyntheticClassificationParams(DatasetParams):
     type: Literal["synthetic_classification"] = "synthetic_classification"
-    samples: int = Field(1000, ge=4)
-    features: int = Field(2, ge=1)
-    informative: int = Field(2, ge=1, description="Features that carry signal.")
-    classes: int = Field(2, ge=2)
+    samples: int = Field(1000, ge=4, le=MAX_SAMPLES)
+    features: int = Field(2, ge=1, le=MAX_FEATURES)
+    informative: int = Field(2, ge=1, le=MAX_FEATURES, description="Features that carry signal.")
+    classes: int = Field(2, ge=2, le=10_000)
     weights: list[float] | None = Field(
         None, description="Class proportions, e.g. [0.9, 0.1] for a 9:1 imbalance."
     )
@@ -56,6 +70,7 @@ class SyntheticClassificationParams(DatasetParams):
 
     @model_validator(mode="after")
     def _consistent(self):
+        _fits_in_memory(self)
         if self.informative > self.features:
             raise ValueError(f"informative ({self.informative}) exceeds features ({self.features})")
         if self.classes > 2**self.informative:

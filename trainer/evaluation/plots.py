@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer.core.files import read_run_json
 from trainer.evaluation.plotting import grid, png
 
 PLOTS_DIR = "plots"  # inside the run directory
@@ -54,7 +54,7 @@ def read_run(run_dir: Path) -> RunFiles:
             run.history = [{k: _float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
     for name, attribute in (("metrics.json", "metrics"), ("environment.json", "training")):
         if (run_dir / name).is_file():
-            loaded = json.loads((run_dir / name).read_text())
+            loaded = read_run_json(run_dir / name)
             setattr(
                 run, attribute, loaded.get("training", {}) if attribute == "training" else loaded
             )

@@ -29,13 +29,13 @@ class CNNParams(Params):
         [32, 64], min_length=1, description="Filters of each convolution block."
     )
     convolutions_per_block: int = Field(1, ge=1, le=10, description="Conv2D layers per block.")
-    kernel_size: int = Field(3, ge=1, description="Height and width of every kernel.")
-    strides: int = Field(1, ge=1, description="Stride of each block's first convolution.")
+    kernel_size: int = Field(3, ge=1, le=15, description="Height and width of every kernel.")
+    strides: int = Field(1, ge=1, le=16, description="Stride of each block's first convolution.")
     padding: Literal["same", "valid"] = Field(
         "same", description="'same' keeps the map's size, 'valid' shrinks it by kernel_size - 1."
     )
     pooling: Literal["max", "avg", "none"] = Field("max", description="Pooling after each block.")
-    pool_size: int = Field(2, ge=1, description="Pooling window and stride.")
+    pool_size: int = Field(2, ge=1, le=16, description="Pooling window and stride.")
     batch_norm: bool = Field(False, description="Batch normalization after each convolution.")
     activation: Activation = Field("relu", description="A Keras activation name.")
     dense_units: list[Width] = Field(

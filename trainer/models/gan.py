@@ -28,6 +28,7 @@ from trainer.core.registry import Params
 from trainer.models import MODELS, Activation
 from trainer.models.generative import config_checks
 from trainer.optimizers import OPTIMIZERS
+from trainer.settings.sections import MAX_EPOCHS
 
 if TYPE_CHECKING:
     from trainer.config.schema import Config
@@ -64,7 +65,10 @@ class GANParams(Params):
     )
     conditional: bool = Field(False, description="Give both networks the class label too.")
     sample_every: int = Field(
-        0, ge=0, description="Write a sample grid every N epochs (0: only at the end)."
+        0,
+        ge=0,
+        le=MAX_EPOCHS,
+        description="Write a sample grid every N epochs (0: only at the end).",
     )
     generator_optimizer: Optimizer | None = Field(  # type: ignore[valid-type]
         None, description="Default: the top-level optimizer."

@@ -14,14 +14,23 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+# Ceilings the code downstream can honour: step counters, batch and shape sizes are int32 in
+# TensorFlow and XLA, epochs are counted one by one, and nothing needs more.
+MAX_COUNT = 2**31 - 1
+MAX_EPOCHS = 1_000_000
+
+
 def bare_type(value: Any) -> Any:
     """`optimizer: adam` is shorthand for `optimizer: {type: adam}`."""
     return {"type": value} if isinstance(value, str) else value
 
 
 def _positive_int_or(word: str, value: Any) -> Any:
-    """Accept a positive integer or the one keyword; YAML booleans are not integers here."""
+    """Accept a positive integer (up to MAX_COUNT) or the one keyword; YAML booleans are not
+    integers here."""
     if value == word or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        if value != word and value > MAX_COUNT:
+            raise ValueError(f"must be at most {MAX_COUNT:,} (2**31 - 1) (got {value:.3g})")
         return value
     raise ValueError(f"must be a positive integer or '{word}' (got {value!r})")
 
@@ -74,7 +83,7 @@ class Distribution(BaseModel):
         None, description="mirrored only: the local devices, e.g. [gpu:0, gpu:1]."
     )
     timeout: int = Field(
-        300, ge=1, description="multi_host: seconds to wait for the other processes."
+        300, ge=1, le=7 * 86400, description="multi_host: seconds to wait for the other processes."
     )
 
 
@@ -91,7 +100,10 @@ class _Section(BaseModel):
 class TensorBoardSettings(_Section):
     enabled: bool = Field(True, description="Write TensorBoard logs to RUN_DIR/tensorboard/.")
     histogram_freq: int = Field(
-        0, ge=0, description="Weight histograms every N epochs (0: none; they cost time)."
+        0,
+        ge=0,
+        le=MAX_EPOCHS,
+        description="Weight histograms every N epochs (0: none; they cost time).",
     )
     write_graph: bool = Field(True, description="The model's graph, once per run.")
 
@@ -144,7 +156,9 @@ class Regularization(Section):
 
 class EarlyStopping(Section):
     monitor: str = Field("val_loss", description="A quantity logged every epoch.")
-    patience: int = Field(3, ge=0, description="Epochs without improvement before stopping.")
+    patience: int = Field(
+        3, ge=0, le=MAX_EPOCHS, description="Epochs without improvement before stopping."
+    )
     min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts.")
     mode: Literal["auto", "min", "max"] = "auto"
     restore_best_weights: bool = True
@@ -152,13 +166,16 @@ class EarlyStopping(Section):
 
 class Checkpoint(Section):
     every_steps: int = Field(
-        0, ge=0, description="Also checkpoint every N optimizer steps (0: at epoch ends only)."
+        0,
+        ge=0,
+        le=MAX_COUNT,
+        description="Also checkpoint every N optimizer steps (0: at epoch ends only).",
     )
-    keep: int = Field(3, ge=1, description="How many recent checkpoints to keep.")
+    keep: int = Field(3, ge=1, le=10_000, description="How many recent checkpoints to keep.")
 
 
 class Training(Section):
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
     batch_size: int | Literal["full"] = Field(
         32, description="Samples per step; 'full' is full-batch gradient descent."
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import zipfile
 from dataclasses import dataclass, field
@@ -154,6 +155,36 @@ class Checkpoints:
     def load_arrays(path: Path) -> dict[str, np.ndarray]:
         with np.load(path / STATE, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
+
+
+# The temporary names the run's files are written under before their rename: ``.NAME.tmpPID``
+# (trainer.core.files), ``.STEM.tmpPID.SUFFIX`` (model.keras, the plots), ``.history.csv.tmp``.
+TEMPORARY = re.compile(r"\..+\.tmp\d*(\.[A-Za-z0-9]+)?")
+
+
+def remove_leftovers(run_dir: Path) -> list[str]:
+    """Remove the temporaries a process killed while saving left in ``run_dir``; their names.
+
+    Each file of a run is written under a temporary name and renamed into place, so a SIGKILL
+    in between (during the final save of ``model.keras``, say) leaves the temporary behind,
+    named after a process that is gone: no later process writes or removes that name. Call it
+    with the run's lock held (nobody else is writing there): the run directory, ``plots/`` and
+    ``checkpoints/`` (half-written checkpoints too) are swept.
+    """
+    removed = []
+    checkpoints = run_dir / "checkpoints"
+    for folder in (run_dir, run_dir / "plots", checkpoints):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if folder == checkpoints and path.name.startswith(".tmp-") and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)  # a half-written checkpoint
+            elif TEMPORARY.fullmatch(path.name) and not path.is_dir():
+                path.unlink(missing_ok=True)
+            else:
+                continue
+            removed.append(str(path.relative_to(run_dir)))
+    return removed
 
 
 def capture(model, optimizers: list) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ object the caller passes in (see :mod:`trainer.cli.console`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -24,7 +25,7 @@ from trainer.core.files import check_writable, write_json, write_text
 from trainer.datasets import pipeline
 from trainer.evaluation import plots
 from trainer.models import MODELS, hook
-from trainer.training import augmentation, distribution, faults
+from trainer.training import augmentation, checkpoint, distribution, faults
 from trainer.training.saved import evaluate_model, refuse_non_finite, save_model
 
 
@@ -84,14 +85,15 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
 
     import keras
 
-    steps_per_execution = pipeline.steps_per_execution(
-        cluster.steps_per_execution(cfg.training.steps_per_execution), steps_per_epoch,
-        divisor=keras.backend.backend() != "tensorflow",
-    )  # fmt: skip
     jit_compile = cluster.jit_compile(resolve_jit(cfg.training.jit_compile, trained, device))
     supervised = MODELS.get(cfg.model.type).info.get("compile") is None
     one_tf_device = cluster.mode == "none" and keras.backend.backend() == "tensorflow"
     fused = jit_compile is True and supervised and one_tf_device  # see trainer.training.fused
+    every = cfg.checkpoint.every_steps
+    steps_per_execution = aligned_steps_per_execution(
+        cluster.steps_per_execution(cfg.training.steps_per_execution), steps_per_epoch, every,
+        divisor=keras.backend.backend() != "tensorflow", fused=fused, notify=progress.stage,
+    )  # fmt: skip
     hook("compile", cfg.model.type)(
         trained, cfg, make_optimizer, steps_per_execution=1 if fused else steps_per_execution,
         jit_compile=jit_compile,
@@ -113,7 +115,8 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         from trainer.training.fused import FusedBatches, fuse
 
         batches = FusedBatches(data.x_train, y_train, batch_size, cfg.seed,
-                               group=steps_per_execution, class_weight=weights)  # fmt: skip
+                               group=steps_per_execution, class_weight=weights,
+                               every=every)  # fmt: skip
         fuse(trained, batches)
     else:  # the batches carry the class weights, as sample weights
         batches = cluster.training_batches(data.x_train, y_train, batch_size, cfg.seed, weights)
@@ -123,6 +126,10 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         cfg, run_dir, resume, progress.stage, chief=cluster.is_chief
     )  # a bad MLflow URI fails here
     with RunLock(run_dir):
+        removed = checkpoint.remove_leftovers(run_dir)  # of a process killed while saving
+        if removed:
+            progress.stage(f"removed {len(removed)} temporary file(s) that an interrupted save "
+                           f"left behind: {', '.join(removed)}")  # fmt: skip
         if not resume:
             write_text(run_dir / "config.yaml", to_yaml(cfg))
             write_json(run_dir / "preprocessing.json", data.preprocessing)
@@ -183,6 +190,40 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         write_json(run_dir / "metrics.json", metrics)  # written last: marks the run complete
         tracker.finish(metrics, diagnosis)
     return FitResult(run_dir, metrics, training, diagnosis)
+
+
+def aligned_steps_per_execution(requested, steps: int, every: int, divisor: bool, fused: bool,
+                                notify) -> int:  # fmt: skip
+    """``training.steps_per_execution`` for this run, lowered so that no call into the graph
+    runs past a step of ``checkpoint.every_steps`` (``notify`` says so when it is lowered).
+
+    A call that ran past a checkpoint step would write that checkpoint only at its end
+    (``every_steps: 10`` with 64 steps per call wrote steps 64 and 128, issue #16), so a
+    SIGKILL could lose 63 steps, not the promised fewer than ``every``. Lowering
+    (not refusing) an explicit value keeps a config valid whatever its dataset's size, since
+    the value that fits depends on the steps per epoch; the steps per call change no update,
+    only the speed. Fused steps end each execution at a checkpoint step themselves (at most
+    ``every`` steps then); Keras runs the same number of steps per call from each epoch's start,
+    so there the value must divide where the checkpoint steps fall (see
+    :func:`trainer.datasets.pipeline.steps_per_execution`).
+    """
+    value = pipeline.steps_per_execution(requested, steps, divisor, every, anywhere=fused)
+    unaligned = pipeline.steps_per_execution(requested, steps, divisor)
+    if value < unaligned and fused:
+        notify(f"training.steps_per_execution: {unaligned} steps per call lowered to at "
+               f"most {value}: each call ends at a step of checkpoint.every_steps "
+               f"({every})")  # fmt: skip
+    elif value < unaligned:
+        common = math.gcd(steps, every)
+        where = "any step" if common == 1 else f"multiples of {common}"
+        notify(
+            f"training.steps_per_execution: {unaligned} steps per call lowered to {value}: "
+            f"each call must end at a step of checkpoint.every_steps ({every}), and with "
+            f"{steps} steps per epoch those fall at {where} within an epoch; for longer calls "
+            f"make checkpoint.every_steps a multiple of the steps per epoch ({steps}), or give "
+            "it more factors in common with them"
+        )
+    return value
 
 
 def class_weights_of(cfg: Config, data) -> dict[int, float] | None:

@@ -9,11 +9,12 @@ the training split held once: one optimizer update per batch, the same batches i
 order as unfused training, only without the per-step trips and with no batch copied out
 (gathering whole executions in ``tf.data`` cost ~100 MiB of peak memory on the MLP).
 
-Executions end at multiples of N within the epoch (and before the short last batch, which
-runs alone), so an interrupted run that resumes at a checkpointed step compiles the same
-programs and continues bit for bit. Used by :mod:`trainer.training.engine` when XLA is on for a
-model
-trained by the supervised step on one TensorFlow device.
+Executions end at multiples of N within the epoch, at each checkpoint step of
+``checkpoint.every_steps`` (from which the multiples of N start again) and before the short
+last batch, which runs alone. The layout depends only on the epoch and the step an execution
+starts at, so an interrupted run that resumes at a checkpointed step compiles the same
+programs and continues bit for bit. Used by :mod:`trainer.training.engine` when XLA is on for
+a model trained by the supervised step on one TensorFlow device.
 """
 
 from __future__ import annotations
@@ -28,48 +29,62 @@ class FusedBatches(TrainingBatches):
 
     Each element holds an execution's sample indices, ``[steps, batch]``; :meth:`gather`
     turns one row into a batch inside the step, and :meth:`ends` says after which step each
-    execution finishes.
+    execution finishes. ``every`` (``checkpoint.every_steps``, 0: none): no execution runs past
+    a global step (``epoch * steps + step``) that is a multiple of it, so each checkpoint is
+    written where it is due. Those steps move within the epoch from one epoch to the next, so
+    :meth:`ends`, :meth:`executions` and :meth:`steps_done` take the epoch.
     """
 
+    by_epoch = True  # the layout of executions depends on the epoch (see trainer.training.loop)
+
     def __init__(self, x, y, batch_size: int, seed: int, group: int,
-                 class_weight: dict[int, float] | None = None) -> None:  # fmt: skip
+                 class_weight: dict[int, float] | None = None, every: int = 0) -> None:  # fmt: skip
         import tensorflow as tf
 
         super().__init__(x, y, batch_size, seed, class_weight=class_weight)
-        self.group = max(1, group)
+        self.group, self.every = max(1, group), every
         self.full = self.n // batch_size  # the steps with a whole batch
-        self._ends: dict[int, list[int]] = {}
+        self._ends: dict[tuple[int, int], list[int]] = {}
         self._weight = None if self._w is None else tf.constant(self._w)
 
-    def ends(self, start_step: int = 0) -> list[int]:
+    def ends(self, start_step: int = 0, epoch: int = 0) -> list[int]:
         """The epoch's step count after each execution that starts at ``start_step``.
 
         Asked after every execution (:meth:`steps_done`), so each start's list is made once.
         """
-        if start_step not in self._ends:
-            self._ends[start_step] = self._layout(start_step)
-        return self._ends[start_step]
+        offset = epoch * self.steps % self.every if self.every else 0
+        if (offset, start_step) not in self._ends:
+            self._ends[offset, start_step] = self._layout(start_step, offset)
+        return self._ends[offset, start_step]
 
-    def _layout(self, start_step: int) -> list[int]:
-        group, ends, step = self.group, [], start_step
+    def _layout(self, start_step: int, offset: int) -> list[int]:
+        """Ends at multiples of the group counted from the epoch's start or from the last
+        checkpoint step, at the checkpoint steps (``offset``: the global step of the epoch's
+        start, modulo ``every``), and where the whole batches end."""
+        group, every, ends, step = self.group, self.every, [], start_step
+        first = -offset % every if every else 0  # the epoch's first checkpoint step (0: none)
         while step < self.full:
-            step = min((step // group + 1) * group, self.full)
+            anchor, due = 0, self.full
+            if every:  # the last checkpoint step at or before `step`, and the next one after it
+                anchor = 0 if step < first else step - (step - first) % every
+                due = first if step < first else anchor + every
+            step = min(anchor + ((step - anchor) // group + 1) * group, due, self.full)
             ends.append(step)
         if self.full < self.steps:  # the short last batch: its own shape, its own execution
             ends.append(self.steps)
         return ends
 
-    def executions(self, start_step: int = 0) -> int:
-        return len(self.ends(start_step))
+    def executions(self, start_step: int = 0, epoch: int = 0) -> int:
+        return len(self.ends(start_step, epoch))
 
-    def steps_done(self, start_step: int, keras_step: int) -> int:
+    def steps_done(self, start_step: int, keras_step: int, epoch: int = 0) -> int:
         """The epoch's steps done once execution ``keras_step`` (from ``start_step``) ran."""
-        return self.ends(start_step)[keras_step]
+        return self.ends(start_step, epoch)[keras_step]
 
     def epoch(self, epoch: int, start_step: int = 0):
         import tensorflow as tf
 
-        ends = self.ends(start_step)
+        ends = self.ends(start_step, epoch)
         bounds = np.stack([[start_step, *ends[:-1]], ends], axis=1).astype(np.int64)
         order = tf.constant(self.order(epoch).astype(np.int64))
         n, size = tf.constant(self.n, tf.int64), tf.constant(self.batch_size, tf.int64)

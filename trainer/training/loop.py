@@ -4,6 +4,8 @@ Each epoch is one ``fit`` call over that epoch's batches (from the step a resume
 stopped at), with a :class:`Supervisor` callback that counts steps, writes periodic and
 epoch-end checkpoints (each only once every weight is finite), watches for NaN loss and
 signals, keeps early-stopping state that survives a restart, and appends ``history.csv``.
+No call into the graph runs past a step of ``checkpoint.every_steps`` (the engine sizes the
+calls, the fused layout ends them there), so each periodic checkpoint is written at its step.
 Keras's own ``EarlyStopping`` and ``BackupAndRestore`` forget their state across processes,
 so this module owns both.
 """
@@ -27,6 +29,7 @@ from trainer.core.errors import (
     EXIT_SIGTERM,
     DivergedError,
     Interrupted,
+    RunError,
     StorageError,
 )
 from trainer.training import checkpoint, faults, finite
@@ -182,6 +185,7 @@ class Loop:
         self.diverged: str | None = None  # what became non-finite, where
         self.epoch_seconds: list[float] = []
         self.stopped_early = False
+        self.at: dict[str, int] = {}  # {"epoch": e} for batches whose layout depends on it
 
     # -- resume ---------------------------------------------------------------------------
     def resume(self, keep_learning_rate: bool) -> bool:
@@ -192,6 +196,15 @@ class Loop:
             self.history.truncate(0)
             return False
         arrays = self.checkpoints.load_arrays(restored.path)
+        contradiction = position_problem(restored.path.name, restored.meta, arrays,
+                                         len(self.history.rows))  # fmt: skip
+        if contradiction is not None:
+            raise RunError(
+                f"{restored.path}: refused: its recorded position contradicts the run "
+                f"({contradiction})",
+                hint=f"the checkpoint was edited: remove {restored.path} to resume from the one "
+                "before it, or train again into a new run directory",
+            )
         skip = ("learning_rate",) if keep_learning_rate else ()
         state = {k: v for k, v in arrays.items() if not k.startswith("best/")}
         checkpoint.restore(self.model, self.optimizers, state, skip)
@@ -268,7 +281,7 @@ class Loop:
             def on_train_batch_end(self, batch, logs=None):
                 position = loop.position
                 before = position.global_step
-                position.step = loop.batches.steps_done(loop.start, batch)
+                position.step = loop.batches.steps_done(loop.start, batch, **loop.at)
                 position.global_step = loop.epoch * loop.steps + position.step
                 loop.progress.step(position.step)
                 bad = {k: float(v) for k, v in (logs or {}).items() if "loss" in k
@@ -319,11 +332,13 @@ class Loop:
                         break
                     self.epoch = epoch
                     self.start = self.position.step if epoch == self.position.epoch else 0
+                    # fused executions end at the epoch's checkpoint steps: their layout differs
+                    self.at = {"epoch": epoch} if getattr(self.batches, "by_epoch", False) else {}
                     self.model.fit(
                         self.batches.epoch(epoch, self.start),
                         initial_epoch=epoch,
                         epochs=epoch + 1,
-                        steps_per_epoch=self.batches.executions(self.start),
+                        steps_per_epoch=self.batches.executions(self.start, **self.at),
                         validation_data=self.validation,
                         validation_batch_size=self.eval_batch,
                         callbacks=[supervisor, *self.extra_callbacks],
@@ -353,6 +368,32 @@ class Loop:
                 exit_code=code,
                 hint="continue with: trainer fit --resume " + str(self.checkpoints.root.parent),
             )
+
+
+def position_problem(name: str, meta: dict, arrays: dict, history_rows: int) -> str | None:
+    """What in a checkpoint's recorded position contradicts the rest of the run, or None.
+
+    The manifest guards against damage, not against an edit that re-signs it: the position
+    must agree with the checkpoint's name, the history the run wrote, and the optimizer's own
+    step counter.
+    """
+    try:
+        epoch, step, global_step = (int(meta[k]) for k in ("epoch", "step", "global_step"))
+        rows = int(meta["history_rows"])
+    except (KeyError, TypeError, ValueError) as error:
+        return f"meta.json lacks a valid {error}"
+    if min(epoch, step, global_step, rows) < 0 or name != f"step-{global_step:09d}":
+        return f"it is named {name} but records global step {global_step}"
+    if rows != epoch:
+        return f"it records {epoch} finished epochs but {rows} history rows"
+    if history_rows < rows:
+        return f"it records {rows} history rows, but history.csv holds {history_rows}"
+    counters = [k for k in arrays if k.endswith("/iteration")]
+    if len({k.split("/")[0] for k in counters}) == 1 and len(counters) == 1:
+        taken = int(arrays[counters[0]])
+        if taken != global_step:
+            return f"it records global step {global_step}, but its optimizer took {taken} steps"
+    return None
 
 
 def _learning_rate(model) -> float:

@@ -5,15 +5,14 @@ from :func:`finished_run_config` and :func:`load_model`).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from trainer import datasets
 from trainer.config.schema import Config
-from trainer.core.errors import DivergedError, RunError, StorageError, UsageError
-from trainer.core.files import fsync
+from trainer.core.errors import DataError, DivergedError, RunError, StorageError, UsageError
+from trainer.core.files import DAMAGED, fsync, not_a_file, read_run_json
 from trainer.models import MODELS, hook
 from trainer.training import backend, finite
 
@@ -26,10 +25,30 @@ def evaluate_run(run_dir: Path) -> tuple[Config, dict[str, Any]]:
     """Reload a finished run's config, data and model and recompute its metrics."""
     cfg = finished_run_config(run_dir)
     saved = run_dir / "preprocessing.json"
-    preprocessing = json.loads(saved.read_text()) if saved.is_file() else None
-    data = datasets.load(cfg.dataset, cfg.seed, preprocessing=preprocessing)
+    preprocessing = read_run_json(saved) if saved.is_file() else None
+    try:
+        data = datasets.load(cfg.dataset, cfg.seed, preprocessing=preprocessing)
+    except (KeyError, TypeError, IndexError, AttributeError) as error:  # an edited file's fields
+        raise DataError(
+            f"{saved}: does not describe this run's preprocessing ({type(error).__name__}: "
+            f"{str(error)[:200]})",
+            hint=DAMAGED,
+        ) from None
     backend.start(cfg.training)
-    return cfg, evaluate_model(load_model(run_dir, cfg), cfg, data)
+    model = load_model(run_dir, cfg)
+    check_fits(model, data.spec, run_dir / "model.keras")
+    return cfg, evaluate_model(model, cfg, data)
+
+
+def check_fits(model, spec, path: Path) -> None:
+    """RunError unless the model takes the data's inputs (and, classifying, has its classes)."""
+    expected = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    if expected is not None and expected != tuple(spec.input_shape):
+        raise RunError(
+            f"{path}: the model takes inputs shaped {expected}, but the run's data gives "
+            f"{tuple(spec.input_shape)}",
+            hint="the model or config.yaml of this run was replaced; " + DAMAGED,
+        )
 
 
 def finished_run_config(run_dir: Path) -> Config:
@@ -37,11 +56,14 @@ def finished_run_config(run_dir: Path) -> Config:
     from trainer.config.loading import load_config
 
     for name in ("config.yaml", "model.keras"):
-        if not (run_dir / name).is_file():
+        problem = not_a_file(run_dir / name)
+        if problem == "file not found":
             raise UsageError(
                 f"'{run_dir}' is not a finished run directory: {name} is missing",
                 hint="pass a directory written by `trainer fit`",
             )
+        if problem is not None and name == "model.keras":
+            raise RunError(f"{run_dir / name}: {problem}", hint=DAMAGED)
     return load_config(run_dir / "config.yaml")
 
 
@@ -54,19 +76,55 @@ def load_model(run_dir: Path, cfg: Config):
         import importlib
 
         importlib.import_module(module)
+    path = check_archive(run_dir / "model.keras", run_dir)
     try:
-        model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+        model = keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many types for a damaged archive
-        path = run_dir / "model.keras"
         if "Lambda" in str(error) or "unsafe" in str(error).lower():
             raise RunError(
                 f"{path}: refused: it contains a Lambda layer or other arbitrary Python code, "
                 "which Keras safe mode will not run",
                 hint="only evaluate models from sources you trust; retrain it with `trainer fit`",
             ) from error
-        raise RunError(f"{path}: cannot be loaded ({error})") from error
-    refuse_non_finite(model, f"{run_dir / 'model.keras'}: refused: it holds non-finite weights")
+        raise RunError(f"{path}: cannot be loaded ({str(error)[:300]})", hint=DAMAGED) from error
+    refuse_non_finite(model, f"{path}: refused: it holds non-finite weights")
     return model
+
+
+def check_archive(path: Path, run_dir: Path) -> Path:
+    """``path`` if it is a Keras archive of this run that is safe to open, else a RunError.
+
+    Refused: a ``model.keras`` that is (or links to) anything but a regular file inside the run
+    directory, so ``trainer eval RUN`` evaluates the run's own model and never one a link
+    smuggled in; an archive that is not a zip (truncated); one with a member whose name is
+    absolute or climbs out with ``..`` (zip slip), whatever Keras would do with it.
+    """
+    import zipfile
+
+    real = path.resolve()
+    if path.is_symlink() and not real.is_relative_to(run_dir.resolve()):
+        raise RunError(
+            f"{path}: refused: it is a symbolic link to {real}, outside the run directory",
+            hint="copy the model file into the run directory if you trust it",
+        )
+    problem = not_a_file(path)
+    if problem is not None:
+        raise RunError(f"{path}: {problem}", hint=DAMAGED)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise RunError(
+            f"{path}: not a Keras archive, or a truncated one ({error})", hint=DAMAGED
+        ) from None
+    unsafe = [n for n in names if n.startswith(("/", "\\")) or ".." in Path(n).parts]
+    if unsafe:
+        raise RunError(
+            f"{path}: refused: the archive holds member {unsafe[0][:200]!r}, a path that "
+            "leaves the archive's folder",
+            hint="only load models from sources you trust; retrain it with `trainer fit`",
+        )
+    return path
 
 
 def refuse_non_finite(model, what: str) -> None:

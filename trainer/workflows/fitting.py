@@ -8,7 +8,6 @@ run directory is made from the config's name and the time.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from trainer.config.loading import load_config
 from trainer.config.schema import Config
 from trainer.core.errors import UsageError
+from trainer.core.files import read_run_json
 from trainer.results.runs import config_changes, is_run, new_run_dir
 from trainer.training import saved
 
@@ -58,8 +58,8 @@ def fit_or_resume(config: Path | None, overrides: list[str], run_dir: Path | Non
         )
     if saved.is_complete(target):
         diagnosis = target / "diagnosis.json"
-        return Outcome(cfg, target, json.loads((target / "metrics.json").read_text()),
-                       json.loads(diagnosis.read_text()) if diagnosis.is_file() else None,
+        return Outcome(cfg, target, read_run_json(target / "metrics.json"),
+                       read_run_json(diagnosis) if diagnosis.is_file() else None,
                        complete_before=True)  # fmt: skip
     from trainer.training import engine
 

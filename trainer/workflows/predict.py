@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from trainer.core.errors import DataError, UsageError
 from trainer.core.registry import did_you_mean
 from trainer.datasets import pipeline
 from trainer.datasets.csv_reader import MISSING
+from trainer.datasets.user_data import require_data_file
 from trainer.models import MODELS
 from trainer.training import backend, saved
 
@@ -56,7 +56,7 @@ def predict(run_dir: Path, input_path: Path, output: Path) -> dict[str, Any]:
         )
     saved_statistics = run_dir / "preprocessing.json"
     state = (
-        json.loads(saved_statistics.read_text())
+        files.read_run_json(saved_statistics)
         if saved_statistics.is_file()
         else {"kind": "array", "scaling": {"method": "none"}}
     )
@@ -162,6 +162,7 @@ def read_arrays(path: Path, cfg) -> tuple[list[str], np.ndarray]:
     suffix = path.suffix.lower()
     if path.is_dir():
         return _read_images(path, cfg)
+    require_data_file(path)  # a FIFO or a device would block or never end
     if suffix in (".npy", ".npz"):
         try:
             loaded = np.load(path, allow_pickle=False)
@@ -256,7 +257,7 @@ def _class_names(run_dir: Path, state, task: str, outputs) -> list[str]:
     if task == "regression":
         return []
     metrics = run_dir / "metrics.json"
-    names = json.loads(metrics.read_text()).get("class_names") if metrics.is_file() else None
+    names = files.read_run_json(metrics).get("class_names") if metrics.is_file() else None
     names = names or state.get("class_names")
     width = 2 if task == "binary" else outputs.shape[-1]
     return list(names) if names and len(names) == width else [str(i) for i in range(width)]
