@@ -334,3 +334,25 @@ def test_jax_backend_applies_class_weights(tmp_path):
             return f["model/00000/dense_0/kernel"]
 
     assert not np.allclose(kernel("weighted"), kernel("plain"), atol=1e-6)
+
+
+def test_a_misspelt_gate_is_refused_before_training(tmp_path):
+    """Exit 2 means nothing was written: a gate naming a metric the run will not report is
+    found before the data is loaded (issue #17)."""
+    result = runner.invoke(app, ["fit", str(ROOT / "configs" / "smoke.yaml"), "--run-dir",
+                                 str(tmp_path / "run"), "--fail-under", "acc=0.9"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "--fail-under names 'acc'" in result.output and "accuracy" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_eval_of_a_config_file_says_it_is_not_a_run(tmp_path):
+    result = runner.invoke(app, ["eval", str(ROOT / "configs" / "digits.yaml")])
+    assert result.exit_code == 2
+    assert "is a file, not a run directory" in result.output and "trainer fit" in result.output
+
+
+def test_a_missing_config_suggests_the_nearby_file():
+    result = runner.invoke(app, ["fit", str(ROOT / "configs" / "digit.yaml")])
+    assert result.exit_code == 2
+    assert f"did you mean {ROOT / 'configs' / 'digits.yaml'}?" in result.output

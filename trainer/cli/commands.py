@@ -22,6 +22,7 @@ from trainer.cli.options import (
     Json,
     Overrides,
     bars,
+    check_gate_names,
     finish,
     handled,
 )
@@ -71,7 +72,8 @@ def fit(
 
     under, over = bars(fail_under, "--fail-under"), bars(fail_over, "--fail-over")
     done = fit_or_resume(config, overrides or [], run_dir, resume, allow_config_change,
-                         runs_root, report.progress())  # fmt: skip
+                         runs_root, report.progress(),
+                         check=lambda cfg: check_gate_names(cfg, under, over))  # fmt: skip
     if done.complete_before:
         report.note(f"run '{done.run_dir}' is complete; nothing to do")
     saved_in = None if done.complete_before else done.run_dir
@@ -90,8 +92,15 @@ def evaluate(
 ) -> None:
     """Reload a saved run, recompute its test metrics and print the same report."""
     under, over = bars(fail_under, "--fail-under"), bars(fail_over, "--fail-over")
+    if run.exists() and not run.is_dir():
+        raise UsageError(
+            f"'{run}' is a file, not a run directory",
+            hint=f"`trainer eval` re-evaluates a run written by `trainer fit`; to train from "
+            f"this config run `trainer fit {run}`",
+        )
     if not run.is_dir():
-        raise UsageError(f"run directory '{run}' does not exist")
+        raise UsageError(f"run directory '{run}' does not exist",
+                         hint="list the runs with `trainer runs list`")  # fmt: skip
 
     cfg, metrics = saved.evaluate_run(run)
     finish(metrics, f"{cfg.name}: test metrics (re-evaluated)", json_output, under, over)

@@ -74,6 +74,26 @@ def bars(pairs: list[str] | None, option: str) -> dict[str, float]:
     return bars
 
 
+def check_gate_names(cfg, under: dict[str, float], over: dict[str, float]) -> None:
+    """A UsageError, before anything is trained, for a gate naming a metric the run will not
+    report (supervised families report the loss and ``metrics``; the others are checked when
+    their metrics exist)."""
+    from trainer.core.registry import did_you_mean
+    from trainer.models import MODELS
+
+    if MODELS.get(cfg.model.type).info.get("evaluate") is not None:
+        return
+    reported = ["loss", *cfg.metrics]
+    for option, bars in (("--fail-under", under), ("--fail-over", over)):
+        for name in bars:
+            if name not in reported:
+                raise UsageError(
+                    f"{option} names '{name}', a metric this run will not report; "
+                    f"{did_you_mean(name, reported)}",
+                    hint="name a test metric of the run (set `metrics` in the config to add one)",
+                )
+
+
 def gate(metrics: dict, under: dict[str, float], over: dict[str, float]) -> None:
     from trainer.evaluation.metrics import check_gates
 

@@ -46,12 +46,24 @@ def shown(value: Any, limit: int = SHOWN) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
+def _nearby(path: Path) -> str:
+    """'; did you mean configs/digits.yaml?' for a missing config with a close neighbour."""
+    import difflib
+
+    try:
+        names = [p.name for p in path.parent.iterdir() if p.suffix in (".yaml", ".yml")]
+    except OSError:
+        return "; check the path"
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+    return f"; did you mean {path.parent / close[0]}?" if close else "; check the path"
+
+
 def read_yaml(path: Path) -> tuple[dict, Lines]:
     source = str(path)
     try:
         data = read_bounded(path, MAX_BYTES)
     except Unreadable as problem:
-        hint = "; check the path" if str(problem) == "file not found" else ""
+        hint = _nearby(path) if str(problem) == "file not found" else ""
         raise ConfigError(source, [f"{problem}{hint}"]) from None
     try:
         text = data.decode("utf-8")

@@ -113,9 +113,9 @@ def diagnose(
 
 def _healthy(history: History) -> str:
     if "val_loss" in history.columns:
-        return ("healthy: training and validation loss fell together, with no sign of "
+        return ("training and validation loss fell together, with no sign of "
                 "over-fitting or under-fitting")  # fmt: skip
-    return "healthy: the training loss fell, with no sign of under-fitting"
+    return "the training loss fell, with no sign of under-fitting"
 
 
 def _result(verdict: str, epochs: int, findings: list[Finding], summary: str) -> dict[str, Any]:

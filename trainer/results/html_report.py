@@ -54,7 +54,7 @@ window.addEventListener("load", function () {
   check.dataset.failed = failed.join(" ");
   check.textContent = failed.length
     ? failed.length + " of " + images.length + " pictures failed to load: " + failed.join(", ")
-    : "all " + images.length + " pictures loaded";
+    : "";  // nothing to say when every picture loaded (the data attributes still tell)
   if (failed.length) { check.className = "failed"; }
 });
 """

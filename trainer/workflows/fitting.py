@@ -31,8 +31,12 @@ class Outcome:
 
 def fit_or_resume(config: Path | None, overrides: list[str], run_dir: Path | None,
                   resume: Path | None, allow_config_change: bool, runs_root: Path,
-                  progress) -> Outcome:  # fmt: skip
-    """Train a new run, or continue (or report) the run in ``resume`` / ``run_dir``."""
+                  progress, check=lambda cfg: None) -> Outcome:  # fmt: skip
+    """Train a new run, or continue (or report) the run in ``resume`` / ``run_dir``.
+
+    ``check(cfg)`` runs once the config is known, before anything is trained or written
+    (the command line's own checks against it, such as metric gates).
+    """
     if resume is not None and run_dir is not None and resume != run_dir:
         raise UsageError("give either --resume RUN_DIR or --run-dir PATH, not both")
     target = resume or run_dir
@@ -40,6 +44,7 @@ def fit_or_resume(config: Path | None, overrides: list[str], run_dir: Path | Non
         if config is None:
             raise UsageError("missing CONFIG", hint="trainer fit configs/digits.yaml")
         cfg = load_config(config, overrides)
+        check(cfg)
         from trainer.training import engine
 
         result = engine.fit(cfg, new_run_dir(cfg, runs_root, run_dir), progress)
@@ -49,6 +54,7 @@ def fit_or_resume(config: Path | None, overrides: list[str], run_dir: Path | Non
                          hint="pass a directory written by `trainer fit`")  # fmt: skip
     started_with = load_config(target / "config.yaml")
     cfg = load_config(config or target / "config.yaml", overrides)
+    check(cfg)
     changes = config_changes(started_with, cfg)
     if changes and not allow_config_change:
         raise UsageError(
