@@ -189,6 +189,9 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         write_json(run_dir / "diagnosis.json", diagnosis)
         write_json(run_dir / "metrics.json", metrics)  # written last: marks the run complete
         tracker.finish(metrics, diagnosis)
+    # Every process leaves together: a worker done long before the chief has written the run
+    # would otherwise wait alone at JAX's shutdown barrier and time out under load.
+    cluster.agree(True)
     return FitResult(run_dir, metrics, training, diagnosis)
 
 

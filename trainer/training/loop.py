@@ -196,8 +196,9 @@ class Loop:
             self.history.truncate(0)
             return False
         arrays = self.checkpoints.load_arrays(restored.path)
+        chief = getattr(self.checkpoints, "is_chief", True)  # others hold no history.csv
         contradiction = position_problem(restored.path.name, restored.meta, arrays,
-                                         len(self.history.rows))  # fmt: skip
+                                         len(self.history.rows) if chief else None)  # fmt: skip
         if contradiction is not None:
             raise RunError(
                 f"{restored.path}: refused: its recorded position contradicts the run "
@@ -370,7 +371,8 @@ class Loop:
             )
 
 
-def position_problem(name: str, meta: dict, arrays: dict, history_rows: int) -> str | None:
+def position_problem(name: str, meta: dict, arrays: dict,
+                     history_rows: int | None) -> str | None:  # fmt: skip
     """What in a checkpoint's recorded position contradicts the rest of the run, or None.
 
     The manifest guards against damage, not against an edit that re-signs it: the position
@@ -386,7 +388,7 @@ def position_problem(name: str, meta: dict, arrays: dict, history_rows: int) -> 
         return f"it is named {name} but records global step {global_step}"
     if rows != epoch:
         return f"it records {epoch} finished epochs but {rows} history rows"
-    if history_rows < rows:
+    if history_rows is not None and history_rows < rows:
         return f"it records {rows} history rows, but history.csv holds {history_rows}"
     counters = [k for k in arrays if k.endswith("/iteration")]
     if len({k.split("/")[0] for k in counters}) == 1 and len(counters) == 1:

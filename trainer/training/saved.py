@@ -42,7 +42,8 @@ def evaluate_run(run_dir: Path) -> tuple[Config, dict[str, Any]]:
 
 def check_fits(model, spec, path: Path) -> None:
     """RunError unless the model takes the data's inputs (and, classifying, has its classes)."""
-    expected = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    shape = getattr(model, "input_shape", None)  # subclassed families (vae, gan) have none
+    expected = tuple(shape[1:]) if isinstance(shape, tuple) else None
     if expected is not None and expected != tuple(spec.input_shape):
         raise RunError(
             f"{path}: the model takes inputs shaped {expected}, but the run's data gives "
