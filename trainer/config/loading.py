@@ -241,9 +241,6 @@ def _default_section(key: str) -> dict:
 
 
 def validate(data: dict, lines: Lines, source: str) -> Config:
-    huge = _beyond_float32(data, lines)  # before validation: a 10**400 never reaches pydantic
-    if huge:
-        raise ConfigError(source, huge)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as error:
@@ -251,7 +248,8 @@ def validate(data: dict, lines: Lines, source: str) -> Config:
     except DataError as error:  # task inference read the data (task: auto) and found a problem
         where = _locate(("dataset",), "cannot infer the task", lines)
         raise DataError(f"{source}: {where}: {error.message}", hint=error.hint) from None
-    huge = _beyond_float32(cfg.model_dump(by_alias=True), lines)  # '1e39' is a YAML string
+    # after validation, on the values as parsed: YAML reads '1e39' as a string, pydantic as 1e39
+    huge = _beyond_float32(cfg.model_dump(by_alias=True), lines)
     if huge:
         raise ConfigError(source, huge)
     problems = cross_check(cfg)
@@ -269,7 +267,7 @@ def _beyond_float32(data: Any, lines: Lines) -> list[str]:
 
 
 def _numbers(data: Any, path: tuple = ()):
-    """(key path, value) of every float in ``data``, and every int beyond float32's range."""
+    """(key path, value) of every number in ``data``."""
     if isinstance(data, dict):
         for key, value in data.items():
             yield from _numbers(value, (*path, key))

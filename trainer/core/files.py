@@ -44,13 +44,6 @@ def not_a_file(path: Path) -> str | None:
     return f"is {KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not a regular file"
 
 
-def require_file(path: Path) -> None:
-    """Raise :class:`Unreadable` unless ``path`` is a regular file."""
-    problem = not_a_file(path)
-    if problem is not None:
-        raise Unreadable(problem)
-
-
 def read_bounded(path: Path, limit: int) -> bytes:
     """The bytes of the regular file ``path``, refused if it holds more than ``limit``.
 

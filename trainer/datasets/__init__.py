@@ -258,10 +258,16 @@ def _check_model_inputs(params: DatasetParams, splits: dict, num_classes: int) -
                 hint="values beyond float32's range (about 3.4e38) overflow: rescale them "
                 "before training, or choose dataset.scaling: unit or standard",
             )
-    if num_classes > MAX_CLASSES or (num_classes > 1000 and len(np.unique(y)) * 10 < num_classes):
+    check_class_count(f"{where}the training labels", num_classes, len(np.unique(y)))
+
+
+def check_class_count(where: str, count: int, distinct: int) -> None:
+    """A DataError when labels up to ``count - 1`` would make an absurd output layer: more
+    than MAX_CLASSES units, or (past 1000) ten times more units than distinct labels."""
+    if count > MAX_CLASSES or (count > 1000 and distinct * 10 < count):
         raise DataError(
-            f"{where}the largest class label is {num_classes - 1}, which would make "
-            f"{num_classes:,} output units for {len(np.unique(y))} distinct labels",
+            f"{where} hold label {count - 1}, which would make {count:,} output units for "
+            f"{distinct} distinct labels",
             hint="class labels are indices 0..k-1: map them with "
             "np.unique(y, return_inverse=True), or set task: regression",
         )

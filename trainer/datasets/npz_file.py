@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from trainer.core.errors import DataError
 from trainer.core.registry import did_you_mean
-from trainer.datasets import DATASETS, MAX_CLASSES, RawData, Task, non_finite_samples
+from trainer.datasets import DATASETS, RawData, Task, check_class_count, non_finite_samples
 from trainer.datasets.user_data import (
     MAX_DISTINCT,
     FileParams,
@@ -241,14 +241,9 @@ def _labels(pools: dict, task: str) -> tuple[list[str], dict]:
             )
         labels[split] = flat.astype(np.int64)
     count = max(int(y.max()) for y in labels.values() if len(y)) + 1
-    distinct = len(np.unique(labels["train"]))
-    if count > MAX_CLASSES or (count > 1000 and distinct * 10 < count):
-        raise DataError(
-            f"{where['train']} (or another split) holds label {count - 1}, which would make "
-            f"{count:,} output units for {distinct} distinct labels",
-            hint="class labels are indices 0..k-1: map them with np.unique(y, "
-            "return_inverse=True), or set task: regression",
-        )
+    check_class_count(
+        f"{where['train']} and the other splits", count, len(np.unique(labels["train"]))
+    )  # before k class names are made
     if task == "binary" and count > 2:
         raise DataError(
             f"binary labels must be 0 and 1, but {where['train']} (or another split) holds "

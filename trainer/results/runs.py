@@ -11,6 +11,7 @@ from typing import Any
 
 from trainer.config.schema import Config
 from trainer.core.errors import UsageError
+from trainer.core.files import Unreadable, read_bounded, read_json
 
 
 def new_run_dir(cfg: Config, runs_root: Path, run_dir: Path | None) -> Path:
@@ -169,18 +170,16 @@ def _raw_config(run_dir: Path) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load((run_dir / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        data = yaml.safe_load(read_bounded(run_dir / "config.yaml", 2**20))
+    except (Unreadable, yaml.YAMLError):  # a FIFO or a huge file never blocks the listing
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def _read_json(path: Path) -> Any:
-    import json
-
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return read_json(path)
+    except Unreadable:  # listings show what they can of a damaged run
         return None
 
 
