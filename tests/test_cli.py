@@ -58,13 +58,24 @@ def test_fit_writes_a_complete_run_directory(finished_run):
     assert len(metrics["confusion_matrix"]) == 10
     with open(run_dir / "history.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]  # counted from 1, as printed
     assert {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(rows[0])
     environment = json.loads((run_dir / "environment.json").read_text())
     assert environment["seed"] == 1 and environment["versions"]["keras"]
     assert environment["training"]["epochs_run"] == 3
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["training"]["epochs"] == 3 and saved["loss"] == "sparse_categorical_crossentropy"
+
+
+def test_history_of_a_run_counted_from_zero_is_renumbered_on_resume(tmp_path):
+    from trainer.training.loop import HistoryLog
+
+    (tmp_path / "history.csv").write_text("epoch,loss\n0,0.9\n1,0.8\n")  # before 1-based
+    history = HistoryLog(tmp_path / "history.csv")
+    history.append(2, {"loss": 0.7})  # Keras's 0-based third epoch
+    with open(tmp_path / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["epoch"], r["loss"]) for r in rows] == [("1", "0.9"), ("2", "0.8"), ("3", "0.7")]
 
 
 def test_fit_json_prints_metrics_json(finished_run):

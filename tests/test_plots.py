@@ -23,11 +23,11 @@ def history_rows(epochs: int = 6, generative: bool = False) -> list[dict[str, fl
     rows = []
     for epoch in range(epochs):
         if generative:
-            rows.append({"epoch": epoch, "d_loss": 0.7 - 0.01 * epoch, "g_loss": 1.0 + 0.1 * epoch,
-                         "learning_rate": 0.001})  # fmt: skip
+            rows.append({"epoch": epoch + 1, "d_loss": 0.7 - 0.01 * epoch,
+                         "g_loss": 1.0 + 0.1 * epoch, "learning_rate": 0.001})  # fmt: skip
             continue
         loss, val = 1.0 / (epoch + 1), 0.5 + 0.02 * (epoch - 2) ** 2  # validation turns at 3
-        rows.append({"epoch": epoch, "loss": loss, "val_loss": val, "accuracy": 1 - loss / 2,
+        rows.append({"epoch": epoch + 1, "loss": loss, "val_loss": val, "accuracy": 1 - loss / 2,
                      "val_accuracy": 0.7, "learning_rate": 0.01 * 0.5**epoch})  # fmt: skip
     return rows
 

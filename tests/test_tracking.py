@@ -21,6 +21,7 @@ runner = CliRunner()
 mlflow = pytest.importorskip("mlflow")
 
 EPOCHS = 3
+NUMBERS = list(range(1, EPOCHS + 1))  # epochs are counted from 1 in every output
 CONFIG = {
     "name": "tracked",
     "seed": 1,
@@ -82,9 +83,9 @@ def test_tensorboard_has_each_epoch_once_in_one_file_per_split(tracked):
         assert len(list((run / "tensorboard" / split).glob("events.out.*"))) == 1, split
     train, validation = (events(run / "tensorboard" / s) for s in ("train", "validation"))
     for tag in ("epoch_loss", "epoch_accuracy", "epoch_learning_rate"):
-        assert train[tag] == list(range(EPOCHS)), tag
+        assert train[tag] == NUMBERS, tag
     for tag in ("epoch_loss", "epoch_accuracy"):
-        assert validation[tag] == list(range(EPOCHS)), tag
+        assert validation[tag] == NUMBERS, tag
 
 
 def test_tensorboard_has_the_graph_once_and_the_requested_histograms(tracked):
@@ -94,7 +95,7 @@ def test_tensorboard_has_the_graph_once_and_the_requested_histograms(tracked):
     assert train["(op graph)"] == [0]  # the forward pass's ops
     histograms = [tag for tag in train if tag.endswith("/histogram")]
     assert any("kernel" in tag for tag in histograms)
-    assert all(train[tag] == list(range(EPOCHS)) for tag in histograms)
+    assert all(train[tag] == NUMBERS for tag in histograms)
 
 
 def test_tensorboard_scalars_match_history(tracked):
@@ -113,6 +114,21 @@ def test_tensorboard_scalars_match_history(tracked):
     assert logged == pytest.approx(history, rel=1e-6)
 
 
+def test_every_output_numbers_the_same_epoch_alike(tracked):
+    """history.csv, TensorBoard, MLflow and the console all count epochs from 1."""
+    workspace, run, result = tracked
+    with open(run / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["epoch"]) for row in rows] == NUMBERS
+    assert events(run / "tensorboard" / "train")["epoch_loss"] == NUMBERS
+    found = mlflow_run(workspace, run)
+    losses = client(workspace).get_metric_history(found.info.run_id, "loss")
+    by_step = {m.step: m.value for m in losses}
+    assert {int(row["epoch"]): float(row["loss"]) for row in rows} == pytest.approx(by_step)
+    printed = [line.split()[1] for line in result.output.splitlines() if line.startswith("epoch ")]
+    assert printed == [f"{n}/{EPOCHS}" for n in NUMBERS]
+
+
 def test_mlflow_run_has_params_epoch_metrics_test_metrics_and_artifacts(tracked):
     workspace, run, _ = tracked
     found = mlflow_run(workspace, run)
@@ -125,7 +141,7 @@ def test_mlflow_run_has_params_epoch_metrics_test_metrics_and_artifacts(tracked)
     assert params["model.units"] == "[16]"
     assert params["dataset.type"] == "digits"
     history = client(workspace).get_metric_history(found.info.run_id, "val_loss")
-    assert sorted(m.step for m in history) == list(range(EPOCHS))
+    assert sorted(m.step for m in history) == NUMBERS
     with open(run / "history.csv") as handle:
         expected = [float(row["val_loss"]) for row in csv.DictReader(handle)]
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(expected)
@@ -161,7 +177,7 @@ def test_resuming_a_complete_run_shows_its_saved_diagnosis(tracked):
 
 def test_interrupted_then_resumed_run_logs_each_epoch_once(tmp_path):
     """SIGTERM in epoch 2, then a resume with a changed learning rate (allowed): TensorBoard
-    and MLflow hold epochs 0, 1, 2 once, and the MLflow run is tagged with the change."""
+    and MLflow hold epochs 1, 2, 3 once, and the MLflow run is tagged with the change."""
     (tmp_path / "store").mkdir()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -176,18 +192,20 @@ def test_interrupted_then_resumed_run_logs_each_epoch_once(tmp_path):
     assert stopped.returncode == 143, stopped.stderr
     run = tmp_path / "run"
     assert mlflow_run(tmp_path, run).info.status == "KILLED"
-    assert events(run / "tensorboard" / "train")["epoch_loss"] == [0]
+    assert events(run / "tensorboard" / "train")["epoch_loss"] == [1]
     changed = {**CONFIG, "optimizer": {"type": "adam", "learning_rate": 0.005}}
     (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed))
     resumed = trainer("fit", "changed.yaml", "--run-dir", "run", "--allow-config-change")
     assert resumed.returncode == 0, resumed.stderr
     for split in ("train", "validation"):
-        assert events(run / "tensorboard" / split)["epoch_loss"] == list(range(EPOCHS)), split
+        assert events(run / "tensorboard" / split)["epoch_loss"] == NUMBERS, split
     assert events(run / "tensorboard" / "train")["(op graph)"] == [0]  # not again on resume
     found = mlflow_run(tmp_path, run)
     assert found.info.status == "FINISHED"
     history = client(tmp_path).get_metric_history(found.info.run_id, "loss")
-    assert sorted(m.step for m in history) == list(range(EPOCHS))
+    assert sorted(m.step for m in history) == NUMBERS
+    with open(run / "history.csv") as handle:
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == NUMBERS
     assert len(client(tmp_path).search_runs([found.info.experiment_id])) == 1
     assert found.data.params["optimizer.learning_rate"] == "0.01"  # MLflow keeps the first
     assert found.data.tags["trainer.resumed_with.optimizer.learning_rate"] == "0.01 -> 0.005"

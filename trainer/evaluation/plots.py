@@ -124,7 +124,7 @@ def learning_curves(history: list[dict[str, float]], training: dict[str, Any]):
     rates = [row.get("learning_rate", math.nan) for row in history]
     if len(set(rates)) > 1 and not all(math.isnan(r) for r in rates):
         names.append("learning_rate")  # a schedule: worth its own panel
-    epochs = [int(row.get("epoch", i)) + 1 for i, row in enumerate(history)]
+    epochs = list(range(1, len(history) + 1))  # one row per finished epoch, from 1
     cols = min(3, len(names))
     rows = -(-len(names) // cols)
     fig, axes = grid(4.2 * cols, 3.2 * rows, rows, cols)

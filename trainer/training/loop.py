@@ -91,7 +91,12 @@ class EarlyStopper:
 
 
 class HistoryLog:
-    """``history.csv``: one row per finished epoch, flushed as it is written."""
+    """``history.csv``: one row per finished epoch, flushed as it is written.
+
+    Its ``epoch`` column counts from 1, as the console, plots, report, ``environment.json``,
+    TensorBoard and MLflow do (Keras's callbacks count from 0; the loop converts). A run
+    written before that convention (first row ``0``) is renumbered when it is resumed.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -99,6 +104,9 @@ class HistoryLog:
         if path.is_file():
             with open(path, newline="") as handle:
                 self.rows = list(csv.DictReader(handle))
+            if self.rows and self.rows[0].get("epoch") == "0":
+                for number, row in enumerate(self.rows, start=1):
+                    row["epoch"] = str(number)
 
     def truncate(self, rows: int) -> None:
         """Drop rows written after the checkpoint being resumed (no duplicated epochs)."""
@@ -106,7 +114,9 @@ class HistoryLog:
         self._rewrite()
 
     def append(self, epoch: int, logs: dict[str, float]) -> None:
-        self.rows.append({"epoch": epoch, **{k: repr(float(v)) for k, v in sorted(logs.items())}})
+        """Record the finished epoch ``epoch`` (0-based, as Keras passes it) as ``epoch + 1``."""
+        values = {k: repr(float(v)) for k, v in sorted(logs.items())}
+        self.rows.append({"epoch": epoch + 1, **values})
         self._rewrite()
 
     def _rewrite(self) -> None:

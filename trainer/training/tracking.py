@@ -7,6 +7,9 @@ per epoch and may be interrupted and resumed, so :class:`EpochTensorBoard` keeps
 per process, writes the graph once per run and skips an epoch that did not finish (a resume
 logs it when it does), so each epoch appears once.
 
+Epochs are counted from 1 here as everywhere a person reads them (``history.csv``, the
+console, plots): TensorBoard's step and MLflow's step for epoch N are N, not Keras's N - 1.
+
 MLflow (``tracking.mlflow``): the flattened config as params, each epoch's logs as metrics
 (step = epoch, as in TensorBoard), the test metrics as ``test_<name>``, the diagnosis as tags,
 and the config, metrics, history and ``model.keras`` as artifacts, through ``MlflowClient``
@@ -122,8 +125,8 @@ def epoch_tensorboard():
                 self.graph_pending = False
 
         def on_epoch_end(self, epoch, logs=None) -> None:
-            if not self.model.stop_training:
-                super().on_epoch_end(epoch, logs)
+            if not self.model.stop_training:  # step = the 1-based epoch (module docstring)
+                super().on_epoch_end(epoch + 1, logs)
 
         def on_test_end(self, logs=None) -> None:
             if not self.model.stop_training:
@@ -240,7 +243,7 @@ class MlflowRun:
                 rate = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
                 if rate is not None:
                     values["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
-                tracked.log_metrics(values, step=epoch)
+                tracked.log_metrics(values, step=epoch + 1)
 
         return MlflowEpochs()
 
