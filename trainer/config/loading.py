@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from trainer.config.checks import cross_check
 from trainer.config.schema import Config
-from trainer.core.errors import ConfigError, DataError, UsageError
+from trainer.core.errors import ConfigError, DataError, TrainerError, UsageError
 from trainer.core.files import Unreadable, read_bounded
 from trainer.core.registry import did_you_mean
 
@@ -256,6 +256,28 @@ def validate(data: dict, lines: Lines, source: str) -> Config:
     if problems:
         raise ConfigError(source, [_locate(path, msg, lines) for path, msg in problems])
     return cfg
+
+
+def accepts(cfg: Config, changes: dict[str, Any]) -> bool:
+    """Whether ``cfg`` with ``changes`` (dotted key -> value, as ``--set`` names them) is still
+    a valid config: the diagnosis asks before it suggests a setting, so no hint names a key
+    that does not exist or does not apply to the run."""
+    data = cfg.model_dump(by_alias=True, mode="json")
+    if data["dataset"].get("task") == "auto":
+        data["dataset"]["task"] = cfg.task  # resolved once already: do not read the data again
+    for key, value in changes.items():
+        *parents, last = key.split(".")
+        node = data
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[last] = value
+    try:
+        changed = Config.model_validate(data)
+    except (ValidationError, TrainerError):
+        return False
+    return not cross_check(changed)
 
 
 def _beyond_float32(data: Any, lines: Lines) -> list[str]:

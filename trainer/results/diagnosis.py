@@ -4,7 +4,9 @@ Pure Python on the per-epoch history (``history.csv`` rows) and, when given, the
 with their naive baseline and the resolved config, so it runs without TensorFlow, is tested
 on synthetic histories, and can be recomputed for any old run. Each rule is a small named
 function that returns a :class:`Finding` or None; the verdict is the most serious finding,
-and every finding says what to try next in the config's own keys.
+and every finding says what to try next in the config's own keys: a suggestion that names a
+setting (:meth:`History.suggest`) is made only when the run's config with that setting is
+still valid, so no hint names a key that does not exist or does not apply to the run.
 """
 
 from __future__ import annotations
@@ -73,6 +75,22 @@ class History:
             if value is None:
                 return default
         return value
+
+    def suggest(self, why: str, *candidates: dict[str, Any], then: str = "") -> str | None:
+        """``WHY: key: value, ...`` for the first candidate (dotted key -> value) that the run's
+        config accepts and does not already hold; None when none does. Without a config (a
+        history alone) the first candidate is taken as it is."""
+        from trainer.config.loading import accepts
+
+        for changes in map(_tidy, candidates):
+            if self.cfg is not None and (
+                all(_plain(self.setting(k)) == v for k, v in changes.items())
+                or not accepts(self.cfg, changes)
+            ):
+                continue
+            settings = ", ".join(f"{key}: {_flow(value)}" for key, value in changes.items())
+            return f"{why}: {settings}{then}"
+        return None
 
 
 def diagnose(
@@ -151,6 +169,31 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _tidy(value: Any) -> Any:
+    """Suggested numbers with 3 significant digits (0.3, not 0.30000000000000004)."""
+    if isinstance(value, dict):
+        return {k: _tidy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tidy(v) for v in value]
+    return float(f"{value:.3g}") if isinstance(value, float) else value
+
+
+def _plain(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if dump else value
+
+
+def _flow(value: Any) -> str:
+    """A value as it is written in a config (YAML flow style: ``{patience: 3}``, ``[32, 16]``)."""
+    import yaml
+
+    return yaml.safe_dump([value], default_flow_style=True, sort_keys=False).strip()[1:-1]
+
+
+def _steps(*suggestions: str | None) -> list[str]:
+    return [s for s in suggestions if s]
+
+
 def _smooth(values: list[float], window: int) -> list[float]:
     """Centred moving mean (shorter at the ends)."""
     half = window // 2
@@ -195,19 +238,21 @@ def check_overfitting(h: History) -> Finding | None:
     if found is None:
         return None
     best, message = found
-    steps = []
     dropout, l2 = h.setting("regularization.dropout", 0.0), h.setting("regularization.l2", 0.0)
-    if h.cfg is None or "dropout" in _applies(h):
-        steps.append(f"more regularization: regularization.dropout: {min(0.5, dropout + 0.2):g}")
-    steps.append(f"more regularization: regularization.l2: {l2 * 10 if l2 else 1e-4:g}")
     stopping = h.setting("early_stopping")
-    if stopping is None:
-        steps.append("early stopping: early_stopping: {monitor: val_loss, patience: 3, "
-                     "restore_best_weights: true}" + f" (it would keep epoch {best + 1}'s "
-                     "weights)")  # fmt: skip
-    elif stopping.restore_best_weights and stopping.monitor == "val_loss":
+    if stopping is not None and stopping.restore_best_weights and stopping.monitor == "val_loss":
         message += f"; early stopping kept epoch {_argmin(raw) + 1}'s weights"
-    steps.append("more training data, or augmentation for images (model.augmentation)")
+    early = {"monitor": "val_loss", "patience": 3, "restore_best_weights": True}
+    augmentation = {"rotation": 0.05, "translation": 0.1, "zoom": 0.1}
+    steps = _steps(
+        h.suggest("more regularization", {"regularization.dropout": min(0.5, dropout + 0.2)}),
+        h.suggest("more regularization", {"regularization.l2": l2 * 10 if l2 else 1e-4}),
+        None if stopping is not None else h.suggest(
+            "early stopping", {"early_stopping": early},
+            then=f" (it would keep epoch {best + 1}'s weights)"),
+        h.suggest("more training data, or augmentation",
+                  {"dataset.augmentation": augmentation}) or "more training data",
+    )  # fmt: skip
     return Finding("overfitting", message, steps, best + 2)
 
 
@@ -250,15 +295,32 @@ def check_underfitting(h: History) -> Finding | None:
     shortfall = _below_reference(h) or _near_baseline(h)
     if shortfall is None:
         return None
-    steps = []  # "more epochs" comes from check_still_improving when the loss still fell
-    if any(h.setting(f"regularization.{k}", 0.0) for k in ("l1", "l2", "dropout")):
-        steps.append("less regularization (regularization.l1, l2, dropout)")
-    steps.append("a larger model (more model.units, or filters for a cnn)")
+    # "more epochs" comes from check_still_improving when the loss still fell
+    weights = {f"regularization.{k}": h.setting(f"regularization.{k}", 0.0) / 2
+               for k in ("l1", "l2", "dropout")}  # fmt: skip
+    weights = {k: v for k, v in weights.items() if v}
     rate = h.setting("optimizer.learning_rate")
-    if _plateau_start(h.columns["loss"]) is not None:
-        higher = f": optimizer.learning_rate: {rate * 3:g}" if rate else ""
-        steps.append(f"a higher learning rate{higher}, or `trainer lr-find CONFIG` to pick one")
+    stalled = _plateau_start(h.columns["loss"]) is not None
+    steps = _steps(
+        h.suggest("less regularization", weights) if weights else None,
+        _larger_model(h),
+        h.suggest("a higher learning rate", {"optimizer.learning_rate": rate * 3},
+                  then=", or `trainer lr-find CONFIG` to pick one") if stalled and rate else None,
+    )  # fmt: skip
+    if stalled and not rate:
+        steps.append("a higher learning rate: `trainer lr-find CONFIG` picks one")
     return Finding("underfitting", f"under-fitting: {shortfall}", steps)
+
+
+def _larger_model(h: History) -> str | None:
+    """Twice the width of the model's layers, in whichever key the family has."""
+    if h.cfg is None:
+        return "a larger model (wider layers)"
+    for key in ("units", "filters", "dense_units"):
+        widths = getattr(h.cfg.model, key, None)
+        if widths:
+            return h.suggest("a larger model", {f"model.{key}": [2 * w for w in widths]})
+    return None
 
 
 def check_plateau(h: History) -> Finding | None:
@@ -271,14 +333,20 @@ def check_plateau(h: History) -> Finding | None:
     message = (f"plateau: the training loss stopped improving at epoch {start + 1} "
                f"({_fmt(loss[start])}); the last {idle} epochs changed it by less than "
                f"{PLATEAU_TOLERANCE:.0%}")  # fmt: skip
-    steps = ["more epochs will not help at this learning rate"]
     rate = h.setting("optimizer.learning_rate")
-    lower = f" (optimizer.learning_rate: {rate / 10:g})" if rate else ""
-    steps.append("a learning-rate schedule (optimizer.schedule: {type: cosine, decay_epochs: "
-                 f"{len(loss)}}}) or a lower learning rate{lower}")  # fmt: skip
-    if h.setting("early_stopping") is None and idle > 4:
-        steps.append("early stopping (early_stopping: {patience: 3}) would have saved about "
-                     f"{idle - 3} epochs")  # fmt: skip
+    lower = (
+        h.suggest("a lower learning rate", {"optimizer.learning_rate": rate / 10}) if rate else None
+    )
+    saved = f" (it would have saved about {idle - 3} epochs)"
+    steps = _steps(
+        "more epochs will not help at this learning rate",
+        h.suggest("a learning-rate schedule",
+                  {"optimizer.schedule": {"type": "cosine", "decay_epochs": len(loss)}}),
+        lower,
+        h.suggest("early stopping", {"early_stopping": {"patience": 3}},
+                  {"early_stopping": {"monitor": "loss", "patience": 3}}, then=saved)
+        if h.setting("early_stopping") is None and idle > 4 else None,
+    )  # fmt: skip
     return Finding("plateau", message, steps, start + 1)
 
 
@@ -291,16 +359,17 @@ def check_still_improving(h: History) -> Finding | None:
     epochs = h.setting("training.epochs", len(values))
     message = (f"{name} still falling at the last epoch ({_fmt(values[-2])} -> "
                f"{_fmt(values[-1])})")  # fmt: skip
-    more = f"more epochs: training.epochs: {max(2 * epochs, len(values) + 5)}"
-    return Finding("still_improving", message, [more])
+    more = h.suggest("more epochs", {"training.epochs": max(2 * epochs, len(values) + 5)})
+    return Finding("still_improving", message, _steps(more))
 
 
 def check_validated(h: History) -> Finding | None:
     """Without a validation split, over-fitting cannot be seen: say so."""
     if "val_loss" in h.columns:
         return None
+    split = h.suggest("a validation split", {"dataset.validation_split": 0.1})
     return Finding("no_validation", "without a validation split over-fitting cannot be seen",
-                   ["a validation split: dataset.validation_split: 0.1"])  # fmt: skip
+                   _steps(split))  # fmt: skip
 
 
 RULES: list[Callable[[History], Finding | None]] = [
@@ -316,18 +385,12 @@ RULES: list[Callable[[History], Finding | None]] = [
 # -- helpers of the rules -----------------------------------------------------------------
 def _calmer_steps(h: History) -> list[str]:
     rate = h.setting("optimizer.learning_rate")
-    lower = f": optimizer.learning_rate: {rate / 10:g}" if rate else " (10 times lower)"
-    return [
-        f"a lower learning rate{lower}",
-        "gradient clipping: optimizer.clipnorm: 1.0",
-        "scaled inputs: dataset.scaling: standard",
-    ]
-
-
-def _applies(h: History) -> tuple[str, ...]:
-    from trainer.models import MODELS
-
-    return tuple(MODELS.get(h.cfg.model.type).info.get("regularization", ()))
+    return _steps(
+        h.suggest("a lower learning rate", {"optimizer.learning_rate": rate / 10})
+        if rate else "a lower learning rate (10 times lower)",
+        h.suggest("gradient clipping", {"optimizer.clipnorm": 1.0}),
+        h.suggest("scaled inputs", {"dataset.scaling": "standard"}),
+    )  # fmt: skip
 
 
 def _plateau_start(loss: list[float]) -> int | None:
