@@ -4,6 +4,11 @@ Components picked by ``type`` (dataset, model, optimizer) are discriminated unio
 from their registries, so a newly registered component is valid config at once. The sections
 are in :mod:`trainer.settings.sections`; the rules that span sections in
 :mod:`trainer.config.checks`.
+
+:func:`json_schema` exports the same rules as plain JSON Schema draft 2020-12. Shorthands
+(`optimizer: adam`, `tracking.tensorboard: false`) are declared where they are validated, as
+the validator's ``json_schema_input_type``, so the schema accepts what the validator accepts.
+Rules only code can check (those spanning sections, files on disk) stay out of it.
 Nothing here imports TensorFlow.
 """
 
@@ -11,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
+from pydantic.json_schema import GenerateJsonSchema
 
 from trainer.datasets import DATASETS
 from trainer.models import MODELS
@@ -23,7 +29,6 @@ from trainer.settings.sections import (
     Section,
     Tracking,
     Training,
-    bare_type,
 )
 from trainer.settings.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS, Loss, Metric
 
@@ -50,8 +55,6 @@ class Config(Section):
     )
     metrics: list[Metric] | None = Field(None, description="Default: every metric of the task.")
     loss: Loss | None = Field(None, description="Default: inferred from the dataset's task.")
-
-    _bare = field_validator("dataset", "model", "optimizer", mode="before")(bare_type)
 
     @model_validator(mode="after")
     def _fill_task_defaults(self) -> Config:
@@ -87,13 +90,67 @@ class Config(Section):
         return names
 
 
+# The formats draft 2020-12 defines; pydantic adds its own (`path`), which strict validators
+# such as ajv refuse as unknown.
+STANDARD_FORMATS = frozenset({
+    "date-time", "date", "time", "duration", "email", "idn-email", "hostname", "idn-hostname",
+    "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference", "uuid", "uri-template",
+    "json-pointer", "relative-json-pointer", "regex",
+})  # fmt: skip
+
+
+class PlainJsonSchema(GenerateJsonSchema):
+    """Pydantic's JSON Schema without what is not draft 2020-12: OpenAPI's ``discriminator``
+    (each variant's required ``type`` constant already picks one) and pydantic's own formats;
+    every number gets the float32 range the loader enforces after validation."""
+
+    def tagged_union_schema(self, schema: Any) -> dict[str, Any]:
+        json_schema = super().tagged_union_schema(schema)
+        json_schema.pop("discriminator", None)
+        return json_schema
+
+    def generate(self, schema: Any, mode: Any = "validation") -> dict[str, Any]:
+        from trainer.config.loading import FLOAT32_MAX
+
+        json_schema = super().generate(schema, mode)
+        for node in _subschemas(json_schema):
+            if node.get("format") is not None and node["format"] not in STANDARD_FORMATS:
+                del node["format"]
+            if node.get("type") in ("number", "integer"):
+                if "minimum" not in node and "exclusiveMinimum" not in node:
+                    node["minimum"] = -FLOAT32_MAX
+                if "maximum" not in node and "exclusiveMaximum" not in node:
+                    node["maximum"] = FLOAT32_MAX
+        return json_schema
+
+
+_SCHEMA_MAPS = ("$defs", "properties", "patternProperties", "dependentSchemas")
+_SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SCHEMA_VALUES = ("items", "additionalProperties", "propertyNames", "contains", "not", "if",
+                  "then", "else", "unevaluatedItems", "unevaluatedProperties")  # fmt: skip
+
+
+def _subschemas(schema: Any):
+    """Every schema object in ``schema``, itself included (never the data in enum, const or
+    default, nor a property that happens to be called `format`)."""
+    if not isinstance(schema, dict):
+        return
+    yield schema
+    for key in _SCHEMA_MAPS:
+        for child in schema.get(key, {}).values():
+            yield from _subschemas(child)
+    for key in _SCHEMA_LISTS:
+        for child in schema.get(key, ()):
+            yield from _subschemas(child)
+    for key in _SCHEMA_VALUES:
+        yield from _subschemas(schema.get(key))
+
+
 def json_schema() -> dict[str, Any]:
-    schema = Config.model_json_schema()
-    for key, registry in (("dataset", DATASETS), ("model", MODELS), ("optimizer", OPTIMIZERS)):
-        union = schema["properties"][key]  # also accept the `optimizer: adam` shorthand
-        shorthand = {"type": "string", "enum": registry.names(), "description": "{type: NAME}"}
-        title = union.pop("title", key.title())
-        schema["properties"][key] = {"title": title, "anyOf": [union, shorthand]}
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "trainer config"
-    return schema
+    """The config's JSON Schema (draft 2020-12), for editors and other validators."""
+    schema = Config.model_json_schema(schema_generator=PlainJsonSchema)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+        "title": "trainer config",
+    }

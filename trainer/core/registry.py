@@ -13,15 +13,29 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Union, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def bare_type(value: Any) -> Any:
+    """`optimizer: adam` is shorthand for `optimizer: {type: adam}`."""
+    return {"type": value} if isinstance(value, str) else value
+
+
+def _type_required(schema: dict[str, Any]) -> None:
+    """A component is picked by its `type` (the validator's union tag), so the JSON Schema
+    requires it too; the Python default only lets code write ``AdamParams()``."""
+    if "type" not in schema.get("properties", {}):
+        return
+    schema["required"] = ["type", *(key for key in schema.get("required", ()) if key != "type")]
+    schema["properties"]["type"].pop("default", None)
 
 
 class Params(BaseModel):
     """Base of every component's settings: unknown keys are errors, never ignored."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_type_required)
 
     @classmethod
     def registered_name(cls) -> str:
@@ -102,6 +116,19 @@ class Registry:
         return self._entries[name]
 
     def params_union(self) -> Any:
-        """A pydantic discriminated union over every registered ``Params`` class."""
+        """A pydantic discriminated union over every registered ``Params`` class, also given
+        by its bare name (`optimizer: adam`); the JSON Schema accepts both forms, the bare
+        name only for components that need no other key (not `dataset: csv`)."""
         classes = tuple(entry.params for entry in self.entries())
-        return Annotated[Union[classes], Field(discriminator="type")]  # noqa: UP007
+        union = Annotated[Union[classes], Field(discriminator="type")]  # noqa: UP007
+        bare = [e.name for e in self.entries() if not any(
+            field.is_required() for field in e.params.model_fields.values()
+        )]  # fmt: skip
+        if not bare:
+            return Annotated[union, BeforeValidator(bare_type, json_schema_input_type=union)]
+        names = Annotated[
+            Literal[tuple(bare)],
+            Field(title=f"{self.kind} name", description="Short for {type: NAME}."),
+        ]
+        accepted = Union[union, names]  # noqa: UP007
+        return Annotated[union, BeforeValidator(bare_type, json_schema_input_type=accepted)]

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, PositiveInt
 
 from trainer.core.registry import Params
 from trainer.models import MODELS, Activation
@@ -76,11 +76,6 @@ class GANParams(Params):
     discriminator_optimizer: Optimizer | None = Field(  # type: ignore[valid-type]
         None, description="Default: the top-level optimizer."
     )
-
-    @field_validator("generator_optimizer", "discriminator_optimizer", mode="before")
-    @classmethod
-    def _bare_type(cls, value):
-        return {"type": value} if isinstance(value, str) else value
 
 
 def compile(model, cfg: Config, make_optimizer, **options) -> None:  # noqa: A001

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from trainer.core.registry import bare_type
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -18,11 +20,9 @@ class Section(BaseModel):
 # TensorFlow and XLA, epochs are counted one by one, and nothing needs more.
 MAX_COUNT = 2**31 - 1
 MAX_EPOCHS = 1_000_000
-
-
-def bare_type(value: Any) -> Any:
-    """`optimizer: adam` is shorthand for `optimizer: {type: adam}`."""
-    return {"type": value} if isinstance(value, str) else value
+# What the validators below accept, as types: the exported JSON Schema reads these bounds
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+Weight = Annotated[float, Field(gt=0)]
 
 
 def _positive_int_or(word: str, value: Any) -> Any:
@@ -68,12 +68,15 @@ class Augmentation(BaseModel):
 Device = Annotated[str, StringConstraints(pattern=r"^(cpu|gpu):\d+$")]
 
 
+DistributionType = Literal["none", "mirrored", "multi_host"]
+
+
 class Distribution(BaseModel):
     """How many devices or machines train one model (see :mod:`trainer.training.distribution`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["none", "mirrored", "multi_host"] = Field(
+    type: DistributionType = Field(
         "none",
         description="none: one device; mirrored: every local GPU (or `devices`); multi_host: "
         "several processes that read the cluster from JAX_* variables, TF_CONFIG or SLURM "
@@ -126,13 +129,16 @@ class Tracking(_Section):
     tensorboard: TensorBoardSettings = Field(default_factory=TensorBoardSettings)
     mlflow: MlflowSettings | None = Field(None, description="Omit or null: no MLflow.")
 
-    @field_validator("tensorboard", mode="before")
+    # json_schema_input_type: the forms each shorthand accepts, for the exported JSON Schema
+    @field_validator(
+        "tensorboard", mode="before", json_schema_input_type=TensorBoardSettings | bool
+    )
     @classmethod
     def _on_off(cls, value: Any) -> Any:
         """`tensorboard: false` turns it off; `tensorboard: true` takes the defaults."""
         return {"enabled": value} if isinstance(value, bool) else value
 
-    @field_validator("mlflow", mode="before")
+    @field_validator("mlflow", mode="before", json_schema_input_type=MlflowSettings | str | None)
     @classmethod
     def _uri_only(cls, value: Any) -> Any:
         """`mlflow: sqlite:///mlflow.db` is shorthand for `mlflow: {uri: ...}`."""
@@ -176,11 +182,11 @@ class Checkpoint(Section):
 
 class Training(Section):
     epochs: int = Field(10, ge=1, le=MAX_EPOCHS)
-    batch_size: int | Literal["full"] = Field(
+    batch_size: Count | Literal["full"] = Field(
         32, description="Samples per step; 'full' is full-batch gradient descent."
     )
     device: Literal["auto", "cpu", "gpu"] = "auto"
-    steps_per_execution: int | Literal["auto"] = Field(
+    steps_per_execution: Count | Literal["auto"] = Field(
         "auto",
         description="Optimizer steps per call into the compiled graph (fewer Python round-trips); "
         "'auto' takes up to 64 (on backends fed from Python, a divisor of the steps per epoch).",
@@ -193,7 +199,7 @@ class Training(Section):
     backend: Literal["auto", "tensorflow", "jax"] = Field(
         "auto", description="Keras backend; 'auto' follows KERAS_BACKEND, else TensorFlow."
     )
-    eval_batch_size: int | Literal["auto"] = Field(
+    eval_batch_size: Count | Literal["auto"] = Field(
         "auto",
         description="Batch size for validation, evaluation and prediction; 'auto' takes the "
         "largest power of two up to 1024 whose activations fit in 32 MiB, and at least "
@@ -204,7 +210,7 @@ class Training(Section):
         description="Keras dtype policy: mixed_float16 (with loss scaling) or mixed_bfloat16 "
         "compute in 16 bits and keep float32 weights; they pay off on GPUs, not on most CPUs.",
     )
-    class_weight: Literal["none", "balanced"] | dict[int | str, float] = Field(
+    class_weight: Literal["none", "balanced"] | dict[int | str, Weight] = Field(
         "none",
         description="Weigh each class's examples in the loss (classification): 'balanced' "
         "weighs class c by n / (k * n_c); a mapping {class name or index: weight} sets them, "
@@ -218,7 +224,9 @@ class Training(Section):
         "none", description="linear: multiply learning_rate by the number of replicas."
     )
 
-    _distribution = field_validator("distribution", mode="before")(bare_type)
+    _distribution = field_validator(
+        "distribution", mode="before", json_schema_input_type=Distribution | DistributionType
+    )(bare_type)
 
     @field_validator("class_weight", mode="before")
     @classmethod
