@@ -273,25 +273,36 @@ def test_the_corpus_is_reused():
     assert sum(name.startswith("test_config") for name, _ in BAD) >= 40
 
 
-# Pydantic's lax scalar conversions: the validator accepts strings of digits for numbers and
-# 0/1 or yes/no strings for booleans (and PyYAML, a YAML 1.1 reader, leaves `1e-3` a string);
-# the schema, like JSON, keeps types apart. Documents no shipped config or README example
-# uses; xfail until the validator takes YAML's types as they are.
-LAX = [
-    ("epochs as a quoted number", "dataset: digits\ntraining:\n  epochs: '10'\n"),
-    ("learning_rate 1e-3 (a string to YAML 1.1)",
-     "dataset: digits\noptimizer: {type: adam, learning_rate: 1e-3}\n"),
-    ("deterministic: 1", "dataset: digits\ndeterministic: 1\n"),
-    ("epochs: true", "dataset: digits\ntraining:\n  epochs: true\n"),
+# YAML's types as written: the validator, like the schema (and JSON), keeps them apart where
+# pydantic would convert ('10' for 10, true for 1, 1 for true); `1e-3` is a number to both, as
+# to YAML 1.2 and every editor (PyYAML alone, a YAML 1.1 reader, would leave it a string).
+TYPED_AS_WRITTEN = [
+    ("epochs as a quoted number", "dataset: digits\ntraining:\n  epochs: '10'\n", False),
+    ("learning_rate 1e-3", "dataset: digits\noptimizer: {type: adam, learning_rate: 1e-3}\n", True),
+    ("learning_rate 1E-4 quoted",
+     "dataset: digits\noptimizer: {type: adam, learning_rate: '1E-4'}\n", False),
+    ("deterministic: 1", "dataset: digits\ndeterministic: 1\n", False),
+    ("deterministic: 'true'", "dataset: digits\ndeterministic: 'true'\n", False),
+    ("epochs: true", "dataset: digits\ntraining:\n  epochs: true\n", False),
+    ("units with a quoted width",
+     "dataset: digits\nmodel: {type: fnn, units: [32, '16']}\n", False),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("text", [pytest.param(t, id=i) for i, t in LAX])
-@pytest.mark.xfail(strict=True, reason="pydantic's lax scalar conversions (see LAX)")
-def test_lax_conversion(verdicts, text):
-    schema, validator = verdicts(text)
-    assert validator, "the validator refuses it now: move the case to BAD"
-    assert schema == validator
+@pytest.mark.parametrize(
+    ("text", "valid"), [pytest.param(t, v, id=i) for i, t, v in TYPED_AS_WRITTEN]
+)
+def test_yaml_types_as_written(verdicts, text, valid):
+    same_verdict(verdicts, text, valid)
+
+
+def test_a_converted_scalar_is_named_with_its_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset: digits\ntraining:\n  epochs: '10'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "training.epochs (line 3)" in message and "remove the quotes" in message
 
 
 # --- the README's examples ------------------------------------------------------------------

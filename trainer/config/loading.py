@@ -89,9 +89,21 @@ def parse_yaml(text: str, source: str) -> tuple[dict, Lines]:
     return data, lines
 
 
+class Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-3`` as YAML 1.2 and every editor do: a number
+    (YAML 1.1, which PyYAML follows, wants ``1.0e-3``)."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def safe_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
     """One YAML document, its duplicate keys and alias bombs refused before it is built."""
-    loader = yaml.SafeLoader(text)
+    loader = Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -248,10 +260,12 @@ def validate(data: dict, lines: Lines, source: str) -> Config:
     except DataError as error:  # task inference read the data (task: auto) and found a problem
         where = _locate(("dataset",), "cannot infer the task", lines)
         raise DataError(f"{source}: {where}: {error.message}", hint=error.hint) from None
-    # after validation, on the values as parsed: YAML reads '1e39' as a string, pydantic as 1e39
-    huge = _beyond_float32(cfg.model_dump(by_alias=True), lines)
-    if huge:
-        raise ConfigError(source, huge)
+    validated = cfg.model_dump(by_alias=True)
+    # YAML's types as written, as the JSON Schema (and an editor) reads them: pydantic would
+    # take '10' for 10 and true for 1; then, on the values as parsed, the float32 range
+    problems = _converted(data, validated, lines) or _beyond_float32(validated, lines)
+    if problems:
+        raise ConfigError(source, problems)
     problems = cross_check(cfg)
     if problems:
         raise ConfigError(source, [_locate(path, msg, lines) for path, msg in problems])
@@ -278,6 +292,29 @@ def accepts(cfg: Config, changes: dict[str, Any]) -> bool:
     except (ValidationError, TrainerError):
         return False
     return not cross_check(changed)
+
+
+def _converted(raw: Any, value: Any, lines: Lines, path: tuple = ()) -> list[str]:
+    """Scalars whose YAML type pydantic converted: a quoted number, a boolean for a number or
+    a number for a boolean. A shorthand expanded by its validator (``optimizer: adam``) is not
+    a scalar any more on the validated side, and is left alone."""
+    if isinstance(raw, dict) and isinstance(value, dict):
+        return [p for k, v in raw.items() if k in value
+                for p in _converted(v, value[k], lines, (*path, k))]  # fmt: skip
+    if isinstance(raw, list) and isinstance(value, list | tuple) and len(raw) == len(value):
+        return [p for i, (r, v) in enumerate(zip(raw, value, strict=True))
+                for p in _converted(r, v, lines, (*path, i))]  # fmt: skip
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(raw, str) and (number or isinstance(value, bool)):
+        wanted = "true or false" if isinstance(value, bool) else "a number"
+        problem = f"expected {wanted}, got the string {shown(raw, 40)}; remove the quotes"
+    elif isinstance(raw, bool) and number:
+        problem = f"expected a number, got {str(raw).lower()}"
+    elif isinstance(value, bool) and not isinstance(raw, bool | str):
+        problem = f"expected true or false, got {shown(raw, 40)}"
+    else:
+        return []
+    return [_locate(path, problem, lines)]
 
 
 def _beyond_float32(data: Any, lines: Lines) -> list[str]:
