@@ -141,11 +141,6 @@ def test_bare_component_name(verdicts, key, name, valid):
     same_verdict(verdicts, text, valid)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="csv_file.py's `missing` validator does not declare its input forms yet: add "
-    "json_schema_input_type=MissingValues | Strategy | None to its field_validator",
-)
 def test_csv_missing_shorthand(verdicts):
     text = (
         "dataset:\n  type: csv\n  path: configs/data/regression.csv\n  target: price_k\n"

@@ -1,18 +1,22 @@
-"""CSV files: numeric and categorical columns, and a target whose task is inferred.
+"""Tables: CSV, gzip'd CSV and Parquet files, numeric and categorical columns, a target.
 
-Each file is streamed once (:mod:`trainer.datasets.csv_reader`), and each column's type is
-decided after that one pass:
+``path`` (and ``validation_path``, ``test_path``) is a ``.csv`` file, a ``.csv.gz`` file, a
+``.parquet`` file, or a folder of ``.parquet`` files read as one table (in file-name order,
+every file with the same columns); any other suffix is read as CSV. Each file is read once,
+by Arrow (:mod:`trainer.datasets.csv_reader`), and each column's type is decided after that
+one read:
 
 - every value a number (or missing): numeric;
 - mostly numbers with a few text values (at least 90% numbers): an error naming
   the line and the value, since that is nearly always a typo or a missing-value marker;
 - otherwise categorical; ``columns: {name: numeric | categorical | ignore}`` overrides this.
 
-Missing values are empty cells and NA, N/A, NaN, null, None and ? (in any case). Imputation,
+Missing values are empty cells and NA, N/A, NaN, null, None and ? (in any case), and nulls and
+NaN in Parquet files. Imputation,
 encoding and scaling (``standard`` by default; numeric columns only, categories stay 0/1 or
 indices) happen in :mod:`trainer.datasets.preprocessing`, fitted on the training split only;
-here the files are read, checked, and rows are dropped for ``missing: drop``. Files are UTF-8
-(a byte-order mark is allowed) with a header row.
+here the files are read, checked, and rows are dropped for ``missing: drop``. CSV files are
+UTF-8 (a byte-order mark is allowed) with a header row.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from pydantic import Field, field_validator, model_validator
 from trainer.core.errors import DataError
 from trainer.core.registry import did_you_mean
 from trainer.datasets import DATASETS, RawData, Task
-from trainer.datasets.csv_reader import CsvTable, Values, read_csv
-from trainer.datasets.preprocessing import Column, MissingValues, Table
+from trainer.datasets.csv_reader import CsvTable, Values, read_table
+from trainer.datasets.preprocessing import Column, MissingValues, Strategy, Table
 from trainer.datasets.user_data import FileParams, TaskSetting, number_name, resolve_task
 
 MAX_LISTED = 5
@@ -36,8 +40,9 @@ ColumnType = Literal["numeric", "categorical", "ignore"]
 class CsvParams(FileParams):
     type: Literal["csv"] = "csv"
     path: Path = Field(
-        description="The CSV file (with a header row): all the data, or the training pool when "
-        "validation_path or test_path is given. Relative paths start from the current directory."
+        description="The table: a .csv or .csv.gz file with a header row, a .parquet file, or a "
+        "folder of .parquet files; all the data, or the training pool when validation_path or "
+        "test_path is given. Relative paths start from the current directory."
     )
     target: str = Field(min_length=1, description="The column to predict.")
     columns: dict[str, ColumnType] = Field(
@@ -50,22 +55,29 @@ class CsvParams(FileParams):
         description="Categorical columns become one 0/1 feature per category (onehot) or one "
         "feature holding the category's index (integer).",
     )
-    delimiter: str = Field(",", min_length=1, max_length=1, description="The field separator.")
+    delimiter: str = Field(
+        ",", min_length=1, max_length=1, description="The field separator of CSV files."
+    )
     missing: MissingValues | None = Field(
         None,
         description="How to fill missing values (`missing: median` is short for "
         "{strategy: median}); without it, missing values are an error.",
     )
     validation_path: Path | None = Field(
-        None, description="A CSV file with the same columns for validation (not validation_split)."
+        None,
+        description="A table (CSV or Parquet) with the same columns for validation (not "
+        "validation_split).",
     )
     test_path: Path | None = Field(
-        None, description="A CSV file with the same columns for testing (not test_split)."
+        None,
+        description="A table (CSV or Parquet) with the same columns for testing (not test_split).",
     )
 
     COMMON: ClassVar[set[str]] = FileParams.COMMON
 
-    @field_validator("missing", mode="before")
+    @field_validator(
+        "missing", mode="before", json_schema_input_type=MissingValues | Strategy | None
+    )
     @classmethod
     def _bare_strategy(cls, value: Any) -> Any:
         return {"strategy": value} if isinstance(value, str) else value
@@ -87,7 +99,7 @@ class CsvParams(FileParams):
         return self
 
     def infer_task(self) -> Task:
-        table = read_csv(self.path, self.target, self.delimiter, target_only=True)
+        table = read_table(self.path, self.target, self.delimiter, target_only=True)
         return target_task("auto", table)
 
 
@@ -106,11 +118,11 @@ def csv(
     test_path: Path | None,
     task_type: TaskSetting,
 ) -> RawData:
-    """Your own CSV file: numeric and categorical columns, a target to predict."""
+    """Your own table (CSV, .csv.gz, Parquet): numeric and categorical columns, a target."""
     import numpy as np
 
-    train = read_csv(path, target, delimiter, columns)
-    kinds = {**columns, **{v.name: v.resolve(path) for v in train.features}}
+    train = read_table(path, target, delimiter, columns)
+    kinds = {**columns, **{v.name: v.resolve() for v in train.features}}
     files = {"train": train}
     for split, other in (("validation", validation_path), ("test", test_path)):
         if other is not None:
@@ -148,13 +160,13 @@ def csv(
 
 def target_task(setting: TaskSetting, table: CsvTable) -> Task:
     """The task of the table's target column, after checking its values."""
-    table.target.check_target(table.path, setting)
+    table.target.check_target(setting)
     return resolve_task(setting, table.target.labels(), table.where_target)
 
 
 def _read_like(path: Path, train: CsvTable, kinds: dict[str, str], delimiter: str) -> CsvTable:
     """Another split's file, read with the training file's column types."""
-    table = read_csv(path, train.target.name, delimiter, kinds, known_kinds=False)
+    table = read_table(path, train.target.name, delimiter, kinds, known_kinds=False)
     names = [v.name for v in train.features]
     by_name = {v.name: v for v in table.features}
     if set(by_name) != set(names):
@@ -228,11 +240,11 @@ def _rows_kept(table: CsvTable, strategies, missing: MissingValues | None, warni
         missing.strategy,
     )
     if no_target.any() and not target_drop:
-        lines = np.frombuffer(table.lines, dtype=np.int32)[no_target]
-        listed = ", ".join(str(n) for n in lines[:MAX_LISTED])
-        more = f" and {len(lines) - MAX_LISTED} more" if len(lines) > MAX_LISTED else ""
+        rows = np.flatnonzero(no_target)
+        listed = table.places.rows([int(row) for row in rows[:MAX_LISTED]])
+        more = f" and {len(rows) - MAX_LISTED} more" if len(rows) > MAX_LISTED else ""
         raise DataError(
-            f"{table.path}: target column '{table.target.name}' is empty on line(s) {listed}{more}",
+            f"{table.path}: target column '{table.target.name}' is empty {listed}{more}",
             hint="remove those rows, or drop them with missing: {columns: "
             f"{{{table.target.name}: drop}}}}",
         )
@@ -251,10 +263,10 @@ def _column(values: Values, kind: str, categories: tuple[str, ...]):
     import numpy as np
 
     if kind == "numeric":
-        return np.frombuffer(values.numbers, dtype=np.float64)
+        return np.asarray(values.numbers, dtype=np.float64)
     index = {category: float(i) for i, category in enumerate(categories)}
     lookup = np.array([index[c] for c in values.vocabulary] + [np.nan])  # code -1 -> NaN
-    return lookup[np.frombuffer(values.codes, dtype=np.int32)]
+    return lookup[np.asarray(values.codes, dtype=np.int32)]
 
 
 def target_labels(files: dict[str, CsvTable], task: str) -> tuple[list[str], dict[str, Any]]:
@@ -264,12 +276,12 @@ def target_labels(files: dict[str, CsvTable], task: str) -> tuple[list[str], dic
     if task == "regression":
         for table in files.values():
             if table.target.text:  # another split's file may hold text the first did not
-                line, value = table.target.first_text
+                row, value = table.target.first_text
                 raise DataError(
-                    f"{table.path}, line {line}: target {value!r} is not a number, but the "
+                    f"{table.places.at(row)}: target {value!r} is not a number, but the "
                     "task is regression"
                 )
-        values = {s: np.frombuffer(t.target.numbers, dtype=np.float64) for s, t in files.items()}
+        values = {s: np.asarray(t.target.numbers, dtype=np.float64) for s, t in files.items()}
         return [], values
     if any(table.target.codes is None for table in files.values()):
         raise DataError(f"{files['train'].path}: too many distinct target values to be classes")
@@ -290,5 +302,5 @@ def target_labels(files: dict[str, CsvTable], task: str) -> tuple[list[str], dic
     labels = {}
     for split, table in files.items():
         lookup = np.array([position[key(raw)] for raw in table.target.vocabulary] + [-1])
-        labels[split] = lookup[np.frombuffer(table.target.codes, dtype=np.int32)]
+        labels[split] = lookup[np.asarray(table.target.codes, dtype=np.int32)]
     return names, labels

@@ -1,104 +1,203 @@
-"""Stream a CSV file once, keeping each column as numbers and as category codes.
+"""Read a table (CSV, gzip'd CSV, Parquet, a folder of Parquet files) into columns, with Arrow.
 
-While reading, a column keeps its values as numbers (NaN where missing or text) and, as long as
-it has at most ``MAX_DISTINCT`` distinct values, as codes into a vocabulary, so that its type
-can be decided after one pass (:meth:`Values.resolve`). Every problem is a DataError that
-names the file and, where there is one, the line (1-based, the header is line 1) and column.
+pyarrow's multi-threaded readers read the file; pyarrow.compute then turns each column into
+:class:`Values`: numbers (NaN where missing or text) and, for text and for the target, codes
+into a vocabulary, so that a column's type can be decided after one read
+(:meth:`Values.resolve`). Missing values are empty cells and the words in ``MISSING``, in any
+case and with surrounding blanks, in CSV and Parquet text columns alike; nulls and NaN in a
+Parquet numeric column.
+
+Every problem is a DataError that names the file and where in it: the line of a CSV file
+(1-based, the header is line 1) or the row group and row of a Parquet file, and the column.
+Arrow's errors seldom say where, so the row at fault comes from the compute result (the first
+index where a check fails), and a CSV row's line from reading the file again line by line with
+the csv module: only on the way to an error, never on the way to training.
 """
 
 from __future__ import annotations
 
 import csv
-from array import array
+import gzip
+import itertools
+import re
+import zlib
+from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from trainer.core.errors import DataError
 from trainer.core.registry import did_you_mean
 from trainer.datasets.user_data import MAX_DISTINCT, Labels, require_data_file
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})  # compared in lower case
 NUMERIC_SHARE = 0.9  # a column this much numbers with some text holds typos, not categories
+PARQUET = (".parquet", ".pq")
+# What float() reads, in RE2 for pyarrow.compute: 1, -2.5, .5, 5., 1e-3, 1_000, inf, nan.
+NUMBER = (
+    r"(?i)^[+-]?(?:(?:(?:\d(?:_?\d)*(?:\.(?:\d(?:_?\d)*)?)?|\.\d(?:_?\d)*)"
+    r"(?:e[+-]?\d(?:_?\d)*)?)|inf|infinity|nan)$"
+)
+CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to double")
 
 
 class Values:
     """One column's values as read: numbers (NaN if missing or text), and category codes."""
 
-    def __init__(self, name: str, index: int, kind: str | None, capped: bool) -> None:
-        self.name, self.index, self.kind, self.capped = name, index, kind, capped
-        self.numbers: array | None = array("d") if kind != "categorical" else None
-        self.codes: array | None = array("i") if kind != "numeric" else None
+    def __init__(self, name: str, kind: str | None, capped: bool, places: Places) -> None:
+        self.name, self.kind, self.capped, self.places = name, kind, capped, places
+        self.numbers: Any = None  # float64 array, NaN where missing or text
+        self.codes: Any = None  # int32 array into the vocabulary, -1 where missing
         self.vocabulary: dict[str, int] = {}
         self.missing = self.count = self.text = 0
-        self.fractional = False
-        self.first_text: tuple[int, str] | None = None
+        self.first_text: tuple[int, str] | None = None  # (row, value)
 
-    def add(self, value: str, line: int, path: Path) -> None:
-        if len(value) < 5 and value.lower() in MISSING:
-            self.missing += 1
-            if self.numbers is not None:
-                self.numbers.append(float("nan"))
-            if self.codes is not None:
-                self.codes.append(-1)
+    def fill(self, column: pa.ChunkedArray, codes: bool, nan_is_missing: bool) -> None:
+        """Take the column's values from Arrow; ``codes``: encode numbers as categories too."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        if _is_number(column.type) and self.kind != "categorical":
+            self._numbers(pc.cast(column, pa.float64()), codes, nan_is_missing)
             return
-        if self.numbers is not None:
-            try:
-                number = float(value)
-            except ValueError:
-                number = None
-            if number is None:
-                if self.kind == "numeric":
-                    raise DataError(
-                        f"{path}, line {line}, column '{self.name}': {value!r} is not a number, "
-                        "but the column is numeric",
-                        hint="fix the value, leave the cell empty to mark it missing, or "
-                        f"declare the column with columns: {{{self.name}: categorical}}",
-                    )
-                self.text += 1
-                self.first_text = self.first_text or (line, value)
-                number = float("nan")
-            elif number - number != 0:  # inf or -inf ('nan' counts as missing)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            try:  # booleans, dates: their text is the category
+                column = pc.cast(column, pa.string())
+            except pa.ArrowException:
                 raise DataError(
-                    f"{path}, line {line}, column '{self.name}': {value!r} is not a finite number",
-                    hint="replace it with a finite value, or leave the cell empty (missing)",
-                )
-            else:
-                self.count += 1
-                self.fractional = self.fractional or not number.is_integer()
-            self.numbers.append(number)
-        if self.codes is not None:
-            code = self.vocabulary.get(value)
-            if code is None:
-                if self.capped and len(self.vocabulary) >= MAX_DISTINCT:
-                    self.codes, self.vocabulary = None, {}  # too many values to be categories
-                    return
-                code = self.vocabulary[value] = len(self.vocabulary)
-            self.codes.append(code)
+                    f"{self.places.path}: column '{self.name}' holds {column.type}, neither "
+                    "numbers nor text",
+                    hint=f"leave it out with columns: {{{self.name}: ignore}}",
+                ) from None
+        self._text(column)
 
-    def resolve(self, path: Path) -> str:
+    def _numbers(self, floats, codes: bool, nan_is_missing: bool) -> None:
+        """A column Arrow read as numbers: nulls (and in Parquet NaN) are missing."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        numbers = pc.fill_null(floats, float("nan")).to_numpy()
+        self.missing = int(np.isnan(numbers).sum()) if nan_is_missing else floats.null_count
+        self.count = len(numbers) - self.missing
+        if int(np.isfinite(numbers).sum()) != self.count:
+            # in a CSV column 'nan' is missing, so a NaN there was '+nan' or '-nan'
+            bad = np.isinf(numbers)
+            if not nan_is_missing:
+                bad = ~np.isfinite(numbers) & ~_array(pc.is_null(floats))
+            row = _first(bad)
+            self._not_finite(row, self.places.cell(row, self.name) or repr(float(numbers[row])))
+        self.numbers = numbers
+        if codes:
+            encoded = pc.dictionary_encode(pa.array(numbers, mask=np.isnan(numbers)))
+            rows = _array(pc.fill_null(encoded.indices, len(encoded.dictionary)))
+            self._vocabulary(encoded.dictionary, rows, lambda value: repr(float(value)))
+
+    def _text(self, strings) -> None:
+        """A text column: every string operation runs once per distinct value, not per row."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        encoded = pc.dictionary_encode(strings)
+        chunks = encoded.chunks
+        raw = chunks[0].dictionary if chunks else pa.array([], pa.string())
+        indices = pa.chunked_array([c.indices for c in chunks], pa.int32())
+        rows = _array(pc.fill_null(indices, len(raw)))  # null: the extra last entry
+        trimmed = pc.utf8_trim_whitespace(raw)
+        words = pa.array(sorted(MISSING))
+        missing = np.append(_array(pc.is_in(pc.utf8_lower(trimmed), value_set=words)), True)
+        self.missing = int(missing[rows].sum())
+        present = pc.if_else(pa.array(missing[:-1]), None, trimmed)  # per distinct value
+        if self.kind != "categorical":
+            number = np.append(_array(pc.fill_null(pc.match_substring_regex(present, NUMBER),
+                                                   False)), False)  # fmt: skip
+            floats = _floats(pc.if_else(pa.array(number[:-1]), present, None))
+            floats = np.append(_array(pc.fill_null(floats, float("nan"))), float("nan"))
+            text = (~number & ~missing)[rows]
+            self.count, self.text = int(number[rows].sum()), int(text.sum())
+            first_text = _first(text)
+            if first_text is not None:
+                self.first_text = (first_text, present[int(rows[first_text])].as_py())
+            bad = (number & ~np.isfinite(floats))[rows]  # inf, or '+nan'
+            row = _first(bad)
+            text_first = (
+                self.kind == "numeric" and first_text is not None and first_text < (row or 0)
+            )
+            if row is not None and not text_first:
+                self._not_finite(row, present[int(rows[row])].as_py())
+            if self.kind == "numeric" and self.text:
+                row, value = self.first_text
+                raise DataError(
+                    f"{self.places.at(row)}, column '{self.name}': {value!r} is not a number, "
+                    "but the column is numeric",
+                    hint="fix the value, leave the cell empty to mark it missing, or "
+                    f"declare the column with columns: {{{self.name}: categorical}}",
+                )
+            self.numbers = floats[rows]
+        if self.kind != "numeric":
+            # trimming may make several spellings one category; codes follow first appearance
+            vocabulary = pc.dictionary_encode(present)
+            codes = np.append(_array(pc.fill_null(vocabulary.indices, -1)), -1)
+            self._vocabulary(vocabulary.dictionary, codes[rows], str, codes_given=True)
+
+    def _vocabulary(self, dictionary, rows, name, codes_given: bool = False) -> None:
+        import numpy as np
+
+        if self.capped and len(dictionary) > MAX_DISTINCT:
+            self.codes, self.vocabulary = None, {}  # too many values to be categories
+            return
+        codes = rows if codes_given else np.where(rows == len(dictionary), -1, rows)
+        self.codes = codes.astype(np.int32, copy=False)
+        self.vocabulary = {name(value): code for code, value in enumerate(dictionary.to_pylist())}
+
+    def _not_finite(self, row: int, value: str) -> None:
+        raise DataError(
+            f"{self.places.at(row)}, column '{self.name}': {value!r} is not a finite number",
+            hint="replace it with a finite value, or leave the cell empty (missing)",
+        )
+
+    @property
+    def distinct(self) -> int | None:
+        """How many distinct values, or None beyond ``MAX_DISTINCT``."""
+        import numpy as np
+
+        if self.codes is not None:
+            return len(self.vocabulary)
+        if self.numbers is None or self.text:
+            return None
+        count = len(np.unique(self.numbers[~np.isnan(self.numbers)]))
+        return count if count <= MAX_DISTINCT else None
+
+    def resolve(self) -> str:
         """numeric or categorical, from the override or the values read."""
         if self.kind is not None:
             return self.kind
         if self.text == 0:
             return "numeric"
         if self.count >= NUMERIC_SHARE * (self.count + self.text):
-            line, value = self.first_text
+            row, value = self.first_text
             raise DataError(
-                f"{path}, line {line}, column '{self.name}': text {value!r} in a numeric "
+                f"{self.places.at(row)}, column '{self.name}': text {value!r} in a numeric "
                 f"column ({self.count} of its {self.count + self.text} values are numbers)",
                 hint="fix the value, leave the cell empty to mark it missing, or declare the "
                 f"column with columns: {{{self.name}: categorical}}",
             )
         if self.codes is None:
             raise DataError(
-                f"{path}: column '{self.name}' holds text with more than {MAX_DISTINCT} distinct "
-                "values, too many to be categories (an ID or free text?)",
+                f"{self.places.path}: column '{self.name}' holds text with more than "
+                f"{MAX_DISTINCT} distinct values, too many to be categories (an ID or free text?)",
                 hint=f"leave it out with columns: {{{self.name}: ignore}}, or force it with "
                 f"columns: {{{self.name}: categorical}}",
             )
         return "categorical"
 
-    def check_target(self, path: Path, setting: str) -> None:
+    def check_target(self, setting: str) -> None:
         """Text among a numeric target's values is a typo, named by its line, not a class."""
         if not self.text or setting in ("binary", "multiclass"):
             return
@@ -107,46 +206,134 @@ class Values:
             share = ""
         elif self.count < NUMERIC_SHARE * (self.count + self.text):
             return  # mostly text: the values are classes
-        line, value = self.first_text
+        row, value = self.first_text
         raise DataError(
-            f"{path}, line {line}, target column '{self.name}': {value!r} is not a number{share}",
+            f"{self.places.at(row)}, target column '{self.name}': {value!r} is not a number{share}",
             hint="fix the value, or leave the cell empty and drop the row with missing: "
             f"{{columns: {{{self.name}: drop}}}}; for text classes set task: multiclass",
         )
 
     def labels(self) -> Labels:
+        import numpy as np
+
         distinct = None if self.codes is None else len(self.vocabulary)
-        return Labels(text=self.text > 0, distinct=distinct, integral=not self.fractional)
+        numbers = np.zeros(0) if self.numbers is None else self.numbers
+        numbers = numbers[~np.isnan(numbers)]
+        integral = bool(np.all(numbers == np.floor(numbers)))
+        return Labels(text=self.text > 0, distinct=distinct, integral=integral)
 
     def missing_mask(self):
         import numpy as np
 
         if self.codes is not None:
-            return np.frombuffer(self.codes, dtype=np.int32) < 0
-        return np.isnan(np.frombuffer(self.numbers, dtype=np.float64))
+            return self.codes < 0
+        return np.isnan(self.numbers)
+
+
+def _is_number(kind) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+
+
+def _array(values):
+    """An Arrow array or chunked array without nulls as a NumPy array."""
+    return values.to_numpy(zero_copy_only=False)
+
+
+def _first(mask) -> int | None:
+    """The first row where the NumPy ``mask`` holds, or None."""
+    row = int(mask.argmax()) if len(mask) else 0
+    return row if len(mask) and mask[row] else None
+
+
+def _floats(strings):
+    """Strings that match NUMBER, as float64 (float() where Arrow's cast refuses one)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    strings = pc.replace_substring(strings, "_", "")  # 1_000: float() reads it, Arrow does not
+    try:
+        return pc.cast(strings, pa.float64())
+    except pa.ArrowInvalid:
+        values = [None if v is None else float(v) for v in strings.to_pylist()]
+        return pa.chunked_array([pa.array(values, pa.float64())])
+
+
+class Places:
+    """Where a table's rows are in its file(s): a CSV line, or a Parquet row group and row."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def at(self, row: int) -> str:
+        raise NotImplementedError
+
+    def rows(self, rows: list[int]) -> str:
+        """Several rows, for a message: 'on line(s) 4, 9'."""
+        raise NotImplementedError
+
+    def cell(self, row: int, name: str) -> str | None:
+        """The cell as the file spells it, where that is cheap to find; else None."""
+        return None
+
+
+class CsvPlaces(Places):
+    def __init__(self, path: Path, delimiter: str, header: list[str]) -> None:
+        super().__init__(path)
+        self.delimiter, self.header = delimiter, header
+
+    def _find(self, rows: list[int]) -> dict[int, tuple[int, list[str]]]:
+        return scan(self.path, self.delimiter, len(self.header), set(rows))
+
+    def at(self, row: int) -> str:
+        return f"{self.path}, line {self._find([row])[row][0]}"
+
+    def rows(self, rows: list[int]) -> str:
+        found = self._find(rows)
+        return "on line(s) " + ", ".join(str(found[row][0]) for row in rows)
+
+    def cell(self, row: int, name: str) -> str | None:
+        return self._find([row])[row][1][self.header.index(name)].strip()
+
+
+class ParquetPlaces(Places):
+    def __init__(self, path: Path, groups: list[tuple[Path, int, int]]) -> None:
+        super().__init__(path)
+        self.groups = groups  # (file, row group, its first row in the table), in order
+        self.starts = [start for _, _, start in groups]
+
+    def at(self, row: int) -> str:
+        file, group, start = self.groups[bisect_right(self.starts, row) - 1]
+        return f"{file}, row group {group}, row {row - start}"
+
+    def rows(self, rows: list[int]) -> str:
+        return "at " + "; ".join(self.at(row) for row in rows)
 
 
 @dataclass
 class CsvTable:
-    """One file as read: its header, feature columns, target and the line of each row."""
+    """One file (or Parquet folder) as read: its header, feature columns, target and rows."""
 
     path: Path
     header: list[str]
     features: list[Values]
     target: Values
     ignored: list[str]
-    lines: array
-
-    @property
-    def rows(self) -> int:
-        return len(self.lines)
+    rows: int
+    places: Places
 
     @property
     def where_target(self) -> str:
         return f"{self.path}: target column '{self.target.name}'"
 
 
-def read_csv(
+def is_parquet(path: Path) -> bool:
+    """A Parquet file, or a folder of them (read as one table)."""
+    return path.is_dir() or path.name.lower().endswith(PARQUET)
+
+
+def read_table(
     path: Path,
     target: str,
     delimiter: str = ",",
@@ -154,56 +341,245 @@ def read_csv(
     target_only: bool = False,
     known_kinds: bool = True,
 ) -> CsvTable:
-    """Stream one CSV file; every problem is a DataError naming the file and the line.
+    """Read one table; every problem is a DataError naming the file and the line or row.
 
     ``kinds`` maps column names to numeric, categorical or ignore; with ``known_kinds`` a
     name the file lacks is an error (a typo in ``dataset.columns``).
     """
     kinds = kinds or {}
-    require_data_file(path)
+    if is_parquet(path):
+        header, places, read = _parquet(path)
+        nan_is_missing = True
+    else:
+        require_data_file(path)
+        header = _header(path, delimiter)
+        places = CsvPlaces(path, delimiter, header)
+        nan_is_missing = False
+
+        def read(names: list[str]) -> pa.Table:
+            return _read_csv(path, delimiter, header, names, kinds)
+
+    table = _start(path, header, target, delimiter, kinds, target_only, known_kinds, places)
+    columns = [table.target, *table.features]
+    data = read([column.name for column in columns])
+    table.rows = data.num_rows
+    if table.rows == 0:
+        raise DataError(f"{path}: has a header but no data rows")
+    for column in columns:
+        column.fill(data.column(column.name), column is table.target, nan_is_missing)
+    return table
+
+
+read_csv = read_table  # the name callers knew when only CSV was read
+
+
+def _open_text(path: Path):
+    if path.name.lower().endswith(".gz"):
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
+    return open(path, newline="", encoding="utf-8-sig")
+
+
+def _header(path: Path, delimiter: str) -> list[str]:
+    return [name.strip() for name in _lines(path, delimiter, header_only=True)]
+
+
+def scan(path: Path, delimiter: str, width: int, rows: set[int] | None = None) -> dict:
+    """Read a CSV file line by line as the csv module does, raising its first problem.
+
+    Returns ``{row: (line, cells)}`` for the data rows asked for (0-based, blank lines not
+    counted), stopping once they are found; ``rows=None`` reads the whole file.
+    """
+    return _lines(path, delimiter, width=width, rows=rows)
+
+
+def _lines(path, delimiter, width=0, rows=None, header_only=False):
+    found: dict[int, tuple[int, list[str]]] = {}
+    reader = None
     try:
-        handle = open(path, newline="", encoding="utf-8-sig")  # closed by the with below
-    except FileNotFoundError:
-        raise DataError(
-            f"{path}: file not found",
-            hint=f"relative paths start from the current directory ({Path.cwd()})",
-        ) from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
-    reader = csv.reader(handle, delimiter=delimiter)
-    try:
-        with handle:
-            header = [name.strip() for name in next(reader, [])]
-            table = _start(path, header, target, delimiter, kinds, target_only, known_kinds)
-            columns = [table.target, *table.features]
-            width = len(header)
+        with _open_text(path) as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            header = next(reader, [])
+            if header_only:
+                return header
+            index = 0
             for row in reader:
                 if not row or (len(row) == 1 and not row[0].strip() and width > 1):
                     continue  # a blank line
-                line = reader.line_num
                 if len(row) != width:
                     raise DataError(
-                        f"{path}, line {line}: {len(row)} fields, but the header has {width}",
+                        f"{path}, line {reader.line_num}: {len(row)} fields, but the header has "
+                        f"{width}",
                         hint=f"check the quoting and the delimiter (dataset.delimiter is "
                         f"{delimiter!r})",
                     )
-                table.lines.append(line)
-                for column in columns:
-                    column.add(row[column.index].strip(), line, path)
+                if rows is not None and index in rows:
+                    found[index] = (reader.line_num, row)
+                    if len(found) == len(rows):
+                        break
+                index += 1
     except UnicodeDecodeError as error:
+        line = reader.line_num + 1 if reader else 1
         raise DataError(
-            f"{path}, around line {reader.line_num + 1}: not UTF-8 text ({error.reason} at byte "
+            f"{path}, around line {line}: not UTF-8 text ({error.reason} at byte "
             f"{error.start} of a block)",
             hint="save the file as UTF-8 CSV",
         ) from None
     except csv.Error as error:
         raise DataError(f"{path}, line {reader.line_num}: not valid CSV ({error})") from None
-    if table.rows == 0:
-        raise DataError(f"{path}: has a header but no data rows")
-    return table
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        line = reader.line_num + 1 if reader else 1
+        raise DataError(
+            f"{path}, around line {line}: not a complete gzip file ({error})",
+            hint="compress the file again (gzip FILE.csv), or give the plain .csv",
+        ) from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+    return found
 
 
-def _start(path, header, target, delimiter, kinds, target_only, known_kinds) -> CsvTable:
+def _null_words() -> list[str]:
+    """MISSING in every mix of cases, for the CSV reader's numeric columns."""
+    words = set()
+    for word in MISSING:
+        words.update(map("".join, itertools.product(*({c.lower(), c.upper()} for c in word))))
+    return sorted(words)
+
+
+def _read_csv(path: Path, delimiter: str, header: list[str], names: list[str], kinds) -> pa.Table:
+    """Arrow's multi-threaded CSV read of ``names``: numbers as float64, other columns as text.
+
+    Which columns hold numbers is guessed from the first block (Arrow's inference); a column
+    whose later rows hold text is read again as text, where its values are checked in full.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    read = pcsv.ReadOptions(column_names=header, skip_rows=1, use_threads=True)
+    blank = lambda row: "skip" if not row.text.strip() else "error"  # noqa: E731
+    parse = pcsv.ParseOptions(delimiter=delimiter, invalid_row_handler=blank)
+    nulls = _null_words()
+
+    def options(types: dict[str, Any]) -> pcsv.ConvertOptions:
+        return pcsv.ConvertOptions(
+            column_types=types, include_columns=names, null_values=nulls,
+            strings_can_be_null=True, quoted_strings_can_be_null=True,
+        )  # fmt: skip
+
+    types: dict[str, Any] = {}
+    for name in names:
+        if kinds.get(name) == "categorical":
+            types[name] = pa.string()
+        elif kinds.get(name) == "numeric":
+            types[name] = pa.float64()
+    try:
+        guessed = pcsv.open_csv(str(path), read, parse, options(types)).schema
+    except (pa.ArrowException, OSError):
+        guessed = None  # the full read below fails too, and says where
+    for name in names:
+        if name not in types and guessed is not None:
+            kind = guessed.field(name).type
+            number = _is_number(kind) or pa.types.is_null(kind)
+            types[name] = pa.float64() if number else pa.string()
+    newlines = False
+    while True:
+        parse.newlines_in_values = newlines
+        try:
+            return pcsv.read_csv(str(path), read, parse, options(types))
+        except (pa.ArrowException, OSError) as error:
+            text = str(error)
+            match = CONVERSION.search(text)
+            if match and types.get(header[int(match.group(1))]) == pa.float64():
+                types[header[int(match.group(1))]] = pa.string()  # text after the first block
+                continue
+            scan(path, delimiter, len(header))  # raises the problem, with its line
+            if newlines:
+                raise DataError(f"{path}: not valid CSV ({text})") from None
+            newlines = True  # a quoted value holding a line break confused the block splitter
+
+
+def _parquet(path: Path):
+    """The header, the places and the reader of a Parquet file or a folder of them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.is_dir():
+        files = sorted(
+            p for p in path.rglob("*") if p.name.lower().endswith(PARQUET)
+            and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+        )  # fmt: skip
+        if not files:
+            raise DataError(
+                f"{path}: is a directory, not a regular file, and holds no .parquet files to "
+                "read as one table",
+                hint="point dataset.path at a .csv, .csv.gz or .parquet file, or at a folder "
+                "of .parquet files",
+            )
+    else:
+        files = [path]
+    opened, groups, start, header = [], [], 0, None
+    for file in files:
+        require_data_file(file)
+        try:
+            handle = pq.ParquetFile(file)
+        except (pa.ArrowException, OSError) as error:
+            raise DataError(
+                f"{file}: not a readable Parquet file ({error})",
+                hint="the file may be truncated or still being written: write it again",
+            ) from None
+        names = handle.schema_arrow.names
+        if header is None:
+            header = names
+        elif set(names) != set(header):
+            lacking, extra = sorted(set(header) - set(names)), sorted(set(names) - set(header))
+            raise DataError(
+                f"{file}: its columns differ from {files[0]}'s"
+                + (f"; it lacks {', '.join(lacking)}" if lacking else "")
+                + (f"; it adds {', '.join(extra)}" if extra else ""),
+                hint="give every file of the folder the same columns",
+            )
+        for group in range(handle.metadata.num_row_groups):
+            groups.append((file, group, start))
+            start += handle.metadata.row_group(group).num_rows
+        opened.append((file, handle))
+
+    def read(columns: list[str]) -> pa.Table:
+        parts = [_read_parquet(file, handle, columns) for file, handle in opened]
+        return pa.table({name: _unify([part.column(name) for part in parts]) for name in columns})
+
+    return list(header), ParquetPlaces(path, groups), read
+
+
+def _read_parquet(file: Path, handle, columns: list[str]) -> pa.Table:
+    import pyarrow as pa
+
+    try:
+        return handle.read(columns=columns, use_threads=True)
+    except (pa.ArrowException, OSError):
+        for group in range(handle.metadata.num_row_groups):  # which row group is damaged
+            try:
+                handle.read_row_group(group, columns=columns)
+            except (pa.ArrowException, OSError) as error:
+                raise DataError(
+                    f"{file}, row group {group}: cannot be read ({error})",
+                    hint="the file is damaged: write it again",
+                ) from None
+        raise
+
+
+def _unify(parts: list) -> pa.ChunkedArray:
+    """One column from each file's part: numbers as float64 if every part holds numbers."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kinds = {part.type for part in parts}
+    if len(kinds) > 1:
+        plain = [p.type.value_type if pa.types.is_dictionary(p.type) else p.type for p in parts]
+        kind = pa.float64() if all(map(_is_number, plain)) else pa.string()
+        parts = [pc.cast(part, kind) for part in parts]
+    return pa.chunked_array([chunk for part in parts for chunk in part.chunks], parts[0].type)
+
+
+def _start(path, header, target, delimiter, kinds, target_only, known_kinds, places) -> CsvTable:
     if not header:
         raise DataError(f"{path}: the file is empty; expected a header row naming the columns")
     for i, name in enumerate(header):
@@ -231,9 +607,8 @@ def _start(path, header, target, delimiter, kinds, target_only, known_kinds) -> 
     if not target_only and not wanted:
         raise DataError(f"{path}: no feature columns besides the target '{target}'")
     features = [
-        Values(name, header.index(name), kinds.get(name), kinds.get(name) != "categorical")
-        for name in wanted
+        Values(name, kinds.get(name), kinds.get(name) != "categorical", places) for name in wanted
     ]
-    target_values = Values(target, header.index(target), None, True)
+    target_values = Values(target, None, True, places)
     ignored = [n for n in header if kinds.get(n) == "ignore"]
-    return CsvTable(path, header, features, target_values, ignored, array("i"))
+    return CsvTable(path, header, features, target_values, ignored, 0, places)

@@ -124,7 +124,7 @@ def _describe_csv(params, report: dict[str, Any]) -> None:
     for split, path in files.items():
         report["files"][split] = {"path": str(path), "rows": None}
         try:
-            table = csv_reader.read_csv(path, params.target, params.delimiter, params.columns)
+            table = csv_reader.read_table(path, params.target, params.delimiter, params.columns)
         except DataError as error:
             _add(report["problems"], error)
             continue
@@ -146,12 +146,12 @@ def _describe_csv(params, report: dict[str, Any]) -> None:
         else:
             values = next(v for v in train.features if v.name == name)
             try:
-                row["type"] = values.resolve(train.path)
+                row["type"] = values.resolve()
             except DataError as error:
                 _add(report["problems"], error)
                 row["type"] = "invalid"
             row["missing"] = _sum_missing(tables, name)
-            row["distinct"] = len(values.vocabulary) if values.codes is not None else None
+            row["distinct"] = values.distinct
         columns.append(row)
         if row["missing"]:
             report["missing"][name] = row["missing"]
