@@ -29,8 +29,9 @@ from pydantic import Field, field_validator, model_validator
 from trainer.core.errors import DataError
 from trainer.core.registry import did_you_mean
 from trainer.datasets import DATASETS, RawData, Task
-from trainer.datasets.csv_reader import CsvTable, Values, read_table
+from trainer.datasets.csv_reader import CsvTable, read_table
 from trainer.datasets.preprocessing import Column, MissingValues, Strategy, Table
+from trainer.datasets.table_columns import Values
 from trainer.datasets.user_data import FileParams, TaskSetting, number_name, resolve_task
 
 MAX_LISTED = 5
