@@ -254,6 +254,10 @@ RUN_CASES = {
         "eval", lambda r: (r / "preprocessing.json").write_text("[1, 2]"), 4,
         ["preprocessing.json", "not an object"],
     ),
+    "resume with a truncated preprocessing.json": (
+        "fit", lambda r: (r / "metrics.json").unlink() or truncate(r / "preprocessing.json"), 4,
+        ["preprocessing.json", "not valid JSON"],
+    ),
     "truncated metrics.json": (
         "fit", lambda r: truncate(r / "metrics.json"), 4, ["metrics.json", "not valid JSON"],
     ),

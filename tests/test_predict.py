@@ -26,9 +26,10 @@ def _fit(tmp_path, config: dict) -> Path:
     return run
 
 
-def _predict(run: Path, source: Path, output: Path):
+def _predict(run: Path, source: Path, output: Path, *options: str):
     return runner.invoke(
-        app, ["predict", str(run), "--input", str(source), "--output", str(output), "--json"]
+        app,
+        ["predict", str(run), "--input", str(source), "--output", str(output), "--json", *options],
     )
 
 
@@ -71,6 +72,77 @@ def test_csv_rows_get_the_fit_time_predictions(csv_run):
     np.testing.assert_allclose(
         [float(r["probability_no"]) + float(r["probability_yes"]) for r in rows], 1.0, atol=1e-6
     )
+
+
+def _without(source: Path, target: Path, column: str) -> Path:
+    with open(source, newline="") as handle:
+        rows = list(csv.reader(handle))
+    drop = rows[0].index(column)
+    with open(target, "w", newline="") as handle:
+        csv.writer(handle).writerows([r[:drop] + r[drop + 1 :] for r in rows])
+    return target
+
+
+def test_the_csvs_own_id_column_is_carried_through(csv_run):
+    tmp_path, run = csv_run
+    result = _predict(run, tmp_path / "test.csv", tmp_path / "with-ids.csv")
+    assert result.exit_code == 0, result.output
+    given = [r["id"] for r in _read(tmp_path / "test.csv")]
+    assert given[0] == "1300" and [r["id"] for r in _read(tmp_path / "with-ids.csv")] == given
+    assert json.loads(result.stdout)["id_column"] == "id"
+
+
+def test_id_column_names_another_column_and_a_wrong_name_is_refused(csv_run):
+    tmp_path, run = csv_run
+    text = (tmp_path / "test.csv").read_text().splitlines()
+    renamed = tmp_path / "customers.csv"  # the ids under another name, the model never read
+    renamed.write_text("\n".join([text[0].replace("id,", "customer,", 1), *text[1:]]) + "\n")
+    result = _predict(run, renamed, tmp_path / "by-customer.csv", "--id-column", "customer")
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in _read(tmp_path / "by-customer.csv")][:2] == ["1300", "1301"]
+    wrong = _predict(run, renamed, tmp_path / "wrong.csv", "--id-column", "custmer")
+    assert wrong.exit_code == 4
+    assert "has no column 'custmer'" in wrong.output and "did you mean 'customer'" in wrong.output
+
+
+def test_ids_are_0_based_row_indices_for_csv_and_numpy_inputs(csv_run, numpy_run):
+    tmp_path, run = csv_run
+    bare = _without(tmp_path / "test.csv", tmp_path / "no-ids.csv", "id")
+    result = _predict(run, bare, tmp_path / "numbered.csv")
+    assert result.exit_code == 0, result.output
+    assert [r["id"] for r in _read(tmp_path / "numbered.csv")] == [str(i) for i in range(100)]
+    folder, numpy = numpy_run
+    np.save(folder / "rows.npy", np.zeros((5, 4), dtype=np.float32))
+    (folder / "rows.csv").write_text("a,b,c,d\n" + "0,0,0,0\n\n" * 5)  # blank lines skipped
+    for source, output in (("rows.npy", "from-npy.csv"), ("rows.csv", "from-csv.csv")):
+        result = _predict(numpy, folder / source, folder / output)
+        assert result.exit_code == 0, result.output
+        assert [r["id"] for r in _read(folder / output)] == ["0", "1", "2", "3", "4"]
+    refused = _predict(numpy, folder / "rows.npy", folder / "x.csv", "--id-column", "id")
+    assert refused.exit_code == 2 and "not trained on a CSV file" in refused.output
+
+
+def test_an_existing_output_is_refused_before_the_model_loads_unless_overwrite(
+    csv_run, monkeypatch
+):
+    tmp_path, run = csv_run
+    output = tmp_path / "kept.csv"
+    output.write_text("precious\n")
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("trainer.training.saved.load_model", no_model)
+        result = _predict(run, tmp_path / "test.csv", output)
+    assert result.exit_code == 2
+    assert f"--output '{output}' already exists" in result.output and "--overwrite" in result.output
+    assert output.read_text() == "precious\n"
+    replaced = _predict(run, tmp_path / "test.csv", output, "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert len(_read(output)) == 100
+    same = _predict(run, tmp_path / "test.csv", tmp_path / "test.csv", "--overwrite")
+    assert same.exit_code == 2 and "is the --input file" in same.output
 
 
 def test_a_csv_lacking_a_trained_column_is_named(csv_run):
@@ -155,17 +227,22 @@ def test_numpy_rows_get_the_fit_time_predictions_in_every_format(tmp_path, task)
         np.testing.assert_allclose(found, expected, rtol=0, atol=1e-6)
 
 
-def test_samples_of_the_wrong_shape_are_refused(tmp_path):
+@pytest.fixture(scope="module")
+def numpy_run(tmp_path_factory):
+    """A one-epoch classifier of 4 numbers, trained from an .npz file."""
+    tmp_path = tmp_path_factory.mktemp("numpy")
     x = np.random.default_rng(1).normal(size=(60, 4)).astype(np.float32)
     np.savez(tmp_path / "data.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
-    run = _fit(
-        tmp_path,
-        {
-            "dataset": {"type": "npz", "path": str(tmp_path / "data.npz")},
-            "model": {"type": "fnn", "units": [4]},
-            "training": {"epochs": 1},
-        },
-    )
+    config = {
+        "dataset": {"type": "npz", "path": str(tmp_path / "data.npz")},
+        "model": {"type": "fnn", "units": [4]},
+        "training": {"epochs": 1},
+    }
+    return tmp_path, _fit(tmp_path, config)
+
+
+def test_samples_of_the_wrong_shape_are_refused(numpy_run):
+    tmp_path, run = numpy_run
     np.save(tmp_path / "wide.npy", np.zeros((5, 7), dtype=np.float32))
     result = _predict(run, tmp_path / "wide.npy", tmp_path / "out.csv")
     assert result.exit_code == 4

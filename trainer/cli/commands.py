@@ -20,6 +20,13 @@ from trainer.cli.options import (
     FailOver,
     FailUnder,
     Json,
+    JsonComparison,
+    JsonExport,
+    JsonInspection,
+    JsonLrFind,
+    JsonPredictions,
+    JsonRuns,
+    JsonSearch,
     Overrides,
     bars,
     check_gate_names,
@@ -56,7 +63,11 @@ def fit(
         Path | None, typer.Option(help="Continue an interrupted run from its newest checkpoint.")
     ] = None,
     allow_config_change: Annotated[
-        bool, typer.Option(help="Resume even though the config differs from the saved one.")
+        bool,
+        typer.Option(
+            "--allow-config-change",
+            help="Resume even though the config differs from the saved one.",
+        ),
     ] = False,
     runs_root: Annotated[Path, typer.Option(help="Parent of <name>-<timestamp>/ runs.")] = Path(
         "runs"
@@ -68,11 +79,12 @@ def fit(
 ) -> None:
     """Train a model from CONFIG, print its test metrics and write a run directory."""
     from trainer.cli import console as report
+    from trainer.cli.progress import progress
     from trainer.workflows.fitting import fit_or_resume
 
     under, over = bars(fail_under, "--fail-under"), bars(fail_over, "--fail-over")
     done = fit_or_resume(config, overrides or [], run_dir, resume, allow_config_change,
-                         runs_root, report.progress(),
+                         runs_root, progress(),
                          check=lambda cfg: check_gate_names(cfg, under, over))  # fmt: skip
     if done.complete_before:
         report.note(f"run '{done.run_dir}' is complete; nothing to do")
@@ -198,7 +210,10 @@ def list_datasets(debug: bool = False) -> None:
 @datasets_app.command("inspect")
 @handled
 def datasets_inspect(
-    config: ConfigPath, overrides: Overrides = None, json_output: Json = False, debug: Debug = False
+    config: ConfigPath,
+    overrides: Overrides = None,
+    json_output: JsonInspection = False,
+    debug: Debug = False,
 ) -> None:
     """Rows, columns and types, class balance, missing values and split sizes, without training."""
     from trainer.cli import console as report
@@ -227,7 +242,7 @@ def lr_find(
     min_lr: Annotated[float, typer.Option(help="The first learning rate.")] = 1e-7,
     max_lr: Annotated[float, typer.Option(help="The last learning rate.")] = 10.0,
     runs_root: Annotated[Path, typer.Option(help="Parent of the default output.")] = Path("runs"),
-    json_output: Json = False,
+    json_output: JsonLrFind = False,
     debug: Debug = False,
 ) -> None:
     """Learning-rate range test: plot loss against an exponentially growing rate, suggest one."""
@@ -239,9 +254,10 @@ def lr_find(
     cfg = load_config(config, overrides or [])
     check_settings(cfg, steps, min_lr, max_lr)
     target = new_run_dir(cfg.model_copy(update={"name": f"{cfg.name}-lrfind"}), runs_root, output)
+    from trainer.cli.progress import progress
     from trainer.workflows.lrfind import range_test
 
-    summary = range_test(cfg, target, report.progress(), steps, min_lr, max_lr).summary()
+    summary = range_test(cfg, target, progress(), steps, min_lr, max_lr).summary()
     if json_output:
         report.print_json(summary)
     else:
@@ -264,7 +280,7 @@ def tune(
     storage: Annotated[
         str | None, typer.Option(help="A shared Optuna database URL (default: RUN_DIR/study.db).")
     ] = None,
-    json_output: Json = False,
+    json_output: JsonSearch = False,
     debug: Debug = False,
 ) -> None:
     """Search hyperparameters with Optuna; write a leaderboard, best.yaml and a plot."""
@@ -274,9 +290,10 @@ def tune(
 
     settings = resolve(Settings(config, overrides or [], read_space(space), trials, metric,
                                 direction, sampler, folds, prune, storage))  # fmt: skip
+    from trainer.cli.progress import QuietProgress
     from trainer.workflows.tune import search
 
-    summary = search(settings, run_dir, report.QuietProgress, report.tune_trial)
+    summary = search(settings, run_dir, QuietProgress, report.tune_trial)
     if json_output:
         report.print_json(summary)
     else:
@@ -292,7 +309,7 @@ app.add_typer(runs_app, name="runs")
 @handled
 def runs_list(
     root: Annotated[Path, typer.Argument(help="The folder that holds the runs.")] = Path("runs"),
-    json_output: Json = False,
+    json_output: JsonRuns = False,
     debug: Debug = False,
 ) -> None:
     """Each run under ROOT: date, status, model, dataset, key test metric, diagnosis."""
@@ -306,7 +323,7 @@ def runs_list(
 @handled
 def runs_compare(
     runs: Annotated[list[Path], typer.Argument(help="Run directories written by `trainer fit`.")],
-    json_output: Json = False,
+    json_output: JsonComparison = False,
     debug: Debug = False,
 ) -> None:
     """The config values that differ between runs, and their test metrics side by side."""
@@ -326,22 +343,40 @@ def _json_or(data, json_output: bool, show) -> None:
         show(data)
 
 
-@app.command()
+@app.command(
+    help="Predict new data with a run's model, through the transforms the run saved.\n\n"
+    "Each output row's id is the input CSV's own id column (an id column the model does not "
+    "read, or the one --id-column names), an image's path, or else the row's 0-based index "
+    "among the data rows (the header and blank lines not counted)."
+)
 @handled
 def predict(
     run: Annotated[Path, typer.Argument(help="A run directory written by `trainer fit`.")],
     input_path: Annotated[
         Path, typer.Option("--input", help="A CSV, .npy or .npz file, or a folder of images.")
     ],
-    output: Annotated[Path, typer.Option(help="predictions.csv, .npy or .npz (by suffix).")],
-    json_output: Json = False,
+    output: Annotated[
+        Path, typer.Option(help="predictions.csv, .npy or .npz (the suffix picks the format).")
+    ],
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="The input CSV's column to carry through as the id (default: its id column, "
+            "if the model does not read it).",
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace --output if it exists (else exit 2).")
+    ] = False,
+    json_output: JsonPredictions = False,
     debug: Debug = False,
 ) -> None:
     """Predict new data with a run's model, through the transforms the run saved."""
     from trainer.cli import console as report
     from trainer.workflows.predict import predict as run_predict
 
-    summary = run_predict(run, input_path, output)
+    summary = run_predict(run, input_path, output, id_column=id_column, overwrite=overwrite)
     for warning in summary["warnings"]:
         report.warn(warning)
     _json_or(summary, json_output, report.predictions)
@@ -353,7 +388,7 @@ def export_model(
     run: Annotated[Path, typer.Argument(help="A run directory written by `trainer fit`.")],
     format_name: Annotated[str, typer.Option("--format", help="saved_model, onnx or tflite.")],
     output: Annotated[Path, typer.Option(help="Where to write the export (must not exist).")],
-    json_output: Json = False,
+    json_output: JsonExport = False,
     debug: Debug = False,
 ) -> None:
     """Export a run's model and check it against Keras on sample inputs (max |diff| <= 1e-5)."""

@@ -16,18 +16,45 @@ from trainer.core.errors import EXIT_FAILURE, GateError, StorageError, TrainerEr
 ConfigPath = Annotated[Path, typer.Argument(help="A YAML config file.", show_default=False)]
 Overrides = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a key: --set optimizer.learning_rate=0.05 (repeatable)."),
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Override a key: --set optimizer.learning_rate=0.05 (repeatable).",
+    ),
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
-Json = Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")]
 FailUnder = Annotated[
     list[str] | None,
-    typer.Option("--fail-under", help="Exit 3 if a test metric is below a bar: accuracy=0.95."),
+    typer.Option(
+        "--fail-under",
+        metavar="METRIC=BAR",
+        help="Exit 3 if a test metric is below a bar: accuracy=0.95 (repeatable).",
+    ),
 ]
 FailOver = Annotated[
     list[str] | None,
-    typer.Option("--fail-over", help="Exit 3 if a test metric is above a bar: loss=0.3."),
+    typer.Option(
+        "--fail-over",
+        metavar="METRIC=BAR",
+        help="Exit 3 if a test metric is above a bar: loss=0.3 (repeatable).",
+    ),
 ]
+
+
+def _json(what: str) -> object:
+    """The --json flag of a command, its help naming what that command prints."""
+    return Annotated[bool, typer.Option("--json", help=f"Print {what} as JSON on stdout.")]
+
+
+# --json, per command: each prints its own result (progress and notes stay on stderr)
+Json = _json("the test metrics")  # fit, eval
+JsonInspection = _json("the data summary (columns, class balance, splits, problems)")
+JsonLrFind = _json("the suggested rates and how the range test ended")
+JsonSearch = _json("the search summary (leaderboard, trial counts, best config)")
+JsonRuns = _json("one record per run")
+JsonComparison = _json("the comparison (differing config values, metrics, best run)")
+JsonPredictions = _json("the predictions summary (rows, output file, ids, class counts)")
+JsonExport = _json("the export summary (file, size, largest difference from Keras)")
 
 
 def handled(command):

@@ -7,7 +7,6 @@ object the caller passes in (see :mod:`trainer.cli.console`).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -21,7 +20,7 @@ from typing import Any, Protocol
 from trainer import datasets, optimizers
 from trainer.config.loading import to_yaml
 from trainer.config.schema import Config
-from trainer.core.files import check_writable, write_json, write_text
+from trainer.core.files import check_writable, read_run_json, write_json, write_text
 from trainer.datasets import pipeline
 from trainer.evaluation import plots
 from trainer.models import MODELS, hook
@@ -30,9 +29,20 @@ from trainer.training.saved import evaluate_model, refuse_non_finite, save_model
 
 
 class Progress(Protocol):
+    """Where training reports what it is doing (the command line's terminal, a tuning trial).
+
+    ``start`` gives the run's size and, for a resumed run, where it stands: ``epochs_done``
+    finished epochs and ``steps_done`` optimizer steps into the next (``batch_size`` and
+    ``samples_per_epoch`` give samples/s). ``step`` comes after each execution with the steps
+    done in the current epoch and, from training, the running mean loss(es) of the epoch.
+    ``epoch`` comes after each finished epoch, numbered from 1, with its logs.
+    """
+
     def stage(self, text: str) -> None: ...
-    def start(self, epochs: int, steps_per_epoch: int) -> None: ...
-    def step(self, step: int) -> None: ...
+    def start(self, epochs: int, steps_per_epoch: int, *, batch_size: int | None = None,
+              samples_per_epoch: int | None = None, epochs_done: int = 0,
+              steps_done: int = 0) -> None: ...  # fmt: skip
+    def step(self, step: int, logs: dict[str, float] | None = None) -> None: ...
     def epoch(self, epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> None: ...
     def finish(self) -> None: ...
 
@@ -63,7 +73,7 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     check_writable(run_dir)
     progress.stage(f"loading dataset '{cfg.dataset.type}'")
     saved = run_dir / "preprocessing.json"
-    preprocessing = json.loads(saved.read_text()) if resume and saved.is_file() else None
+    preprocessing = read_run_json(saved) if resume and saved.exists() else None
     if data is None:
         data = datasets.load(cfg.dataset, cfg.seed, preprocessing=preprocessing)
     for warning in data.warnings:

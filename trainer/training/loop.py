@@ -294,9 +294,10 @@ class Loop:
                 before = position.global_step
                 position.step = loop.batches.steps_done(loop.start, batch, **loop.at)
                 position.global_step = loop.epoch * loop.steps + position.step
-                loop.progress.step(position.step)
-                bad = {k: float(v) for k, v in (logs or {}).items() if "loss" in k
-                       and not math.isfinite(float(v))}  # fmt: skip
+                # the epoch's running mean loss(es) so far; ``float`` waits for the execution
+                losses = {k: float(v) for k, v in (logs or {}).items() if "loss" in k}
+                loop.progress.step(position.step, losses)
+                bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
                 if bad:  # any loss (a GAN has two) that is NaN or infinite
                     found = finite.model_problems(self.model)
                     loop.diverged = (
@@ -334,7 +335,11 @@ class Loop:
                 loop.save(epoch + 1, 0, arrays)
 
         supervisor = Supervisor()
-        self.progress.start(epochs, self.steps)
+        self.progress.start(
+            epochs, self.steps, batch_size=self.batches.batch_size,
+            samples_per_epoch=self.batches.n, epochs_done=self.position.epoch,
+            steps_done=self.position.step,
+        )  # fmt: skip
         with SignalGuard(self.progress.stage) as guard:
             self.guard = guard
             try:

@@ -12,6 +12,13 @@ The output format follows its suffix: ``.csv`` (an ``id`` column, the prediction
 ``probability_<class>`` column per class), ``.npy`` (the class probabilities, or the
 regression outputs) or ``.npz`` (``ids``, ``predictions`` as class indices or values,
 ``probabilities``, ``class_names``).
+
+Ids, one convention for every input: a row's 0-based index among the data rows (the header
+and blank lines not counted; a NumPy file's first axis), except that a CSV run's input
+carries its own ids through (its ``id`` column when the model does not read it, or the
+column ``id_column`` names) and an image is named by its path under the folder. An existing
+output is refused (exit 2, before the model loads) unless ``overwrite`` is set, as
+``trainer export`` refuses one.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from trainer.core import files
 from trainer.core.errors import DataError, UsageError
 from trainer.core.registry import did_you_mean
 from trainer.datasets import pipeline
-from trainer.datasets.csv_reader import MISSING
+from trainer.datasets.table_columns import MISSING
 from trainer.datasets.user_data import require_data_file
 from trainer.models import MODELS
 from trainer.training import backend, saved
@@ -36,7 +43,24 @@ OUTPUTS = (".csv", ".npy", ".npz")
 MAX_LISTED = 5
 
 
-def check_output(output: Path) -> None:
+def check_output(output: Path, input_path: Path | None = None, overwrite: bool = False) -> None:
+    """Refuse an output that cannot or must not be written, before anything is loaded."""
+    if output.is_dir():
+        raise UsageError(
+            f"--output '{output}' is a directory",
+            hint="give a file path: predictions.csv, predictions.npy or predictions.npz",
+        )
+    if input_path is not None and output.exists() and input_path.exists():
+        if output.resolve() == input_path.resolve():
+            raise UsageError(
+                f"--output '{output}' is the --input file; predicting would overwrite the data",
+                hint="write the predictions to a new file",
+            )
+    if output.exists() and not overwrite:
+        raise UsageError(
+            f"--output '{output}' already exists",
+            hint="pass --overwrite to replace it, or choose a new path",
+        )
     if output.suffix.lower() not in OUTPUTS:
         raise UsageError(
             f"--output '{output}': unknown format '{output.suffix}'; use one of "
@@ -46,9 +70,19 @@ def check_output(output: Path) -> None:
     files.check_writable(output.parent)
 
 
-def predict(run_dir: Path, input_path: Path, output: Path) -> dict[str, Any]:
-    """Predict ``input_path`` with the run's model and write ``output``; returns a summary."""
-    check_output(output)
+def predict(
+    run_dir: Path,
+    input_path: Path,
+    output: Path,
+    id_column: str | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Predict ``input_path`` with the run's model and write ``output``; returns a summary.
+
+    ``id_column`` names the input CSV's column whose values become the output's ids (runs
+    trained on a CSV only); ``overwrite`` allows replacing an existing ``output``.
+    """
+    check_output(output, input_path, overwrite)
     cfg = saved.finished_run_config(run_dir)
     if MODELS.get(cfg.model.type).info.get("evaluate") is not None:
         raise UsageError(
@@ -64,7 +98,13 @@ def predict(run_dir: Path, input_path: Path, output: Path) -> dict[str, Any]:
         raise DataError(f"{input_path}: not found")
     warnings: list[str] = []
     if state.get("kind") == "table":
-        ids, x = read_table(input_path, state, warnings)
+        ids, x, id_column = read_table(input_path, state, warnings, id_column)
+    elif id_column is not None:
+        raise UsageError(
+            f"--id-column '{id_column}': this run was not trained on a CSV file, so its inputs "
+            "have no columns",
+            hint="leave it out: NumPy rows are numbered from 0, images named by their path",
+        )
     else:
         ids, x = read_arrays(input_path, cfg)
     backend.start(cfg.training)
@@ -81,6 +121,7 @@ def predict(run_dir: Path, input_path: Path, output: Path) -> dict[str, Any]:
         "input": str(input_path),
         "output": str(output),
         "task": cfg.task,
+        "id_column": id_column,
         "warnings": warnings,
     }
     if names:
@@ -89,8 +130,11 @@ def predict(run_dir: Path, input_path: Path, output: Path) -> dict[str, Any]:
     return summary
 
 
-def read_table(path: Path, state: dict[str, Any], warnings: list[str]):
-    """(row ids, features) of a CSV laid out like the run's training file."""
+def read_table(path: Path, state: dict[str, Any], warnings: list[str],
+               id_column: str | None = None):  # fmt: skip
+    """(row ids, features, the id column used or None) of a CSV laid out like the run's
+    training file. The ids are ``id_column``'s values, else those of an ``id`` column the
+    model does not read, else the rows' 0-based indices."""
     from trainer.datasets.preprocessing import Column, Table, apply_table
 
     if path.suffix.lower() != ".csv" or not path.is_file():
@@ -114,6 +158,12 @@ def read_table(path: Path, state: dict[str, Any], warnings: list[str]):
             f"({guesses})",
             hint=f"the run's input columns are {', '.join(e['name'] for e in entries)}",
         )
+    if id_column is not None and id_column not in header:
+        raise DataError(
+            f"{path}: has no column '{id_column}' (--id-column); {did_you_mean(id_column, header)}"
+        )
+    if id_column is None and "id" in header and "id" not in {e["name"] for e in entries}:
+        id_column = "id"
     if not rows:
         raise DataError(f"{path}: has a header but no data rows")
     index = {name: i for i, name in enumerate(header)}
@@ -154,7 +204,10 @@ def read_table(path: Path, state: dict[str, Any], warnings: list[str]):
     table = Table(tuple(columns), state["encoding"])
     features, found = apply_table(state, table, x, "input")
     warnings += found
-    return [str(line - 1) for line, _ in rows], features
+    if id_column is None:
+        return [str(k) for k in range(len(rows))], features, None
+    at = index[id_column]
+    return [row[at].strip() for _, row in rows], features, id_column
 
 
 def read_arrays(path: Path, cfg) -> tuple[list[str], np.ndarray]:

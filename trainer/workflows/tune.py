@@ -357,11 +357,11 @@ class TrialProgress:
     def stage(self, text: str) -> None:
         self.inner.stage(text)
 
-    def start(self, epochs: int, steps_per_epoch: int) -> None:
-        self.inner.start(epochs, steps_per_epoch)
+    def start(self, epochs: int, steps_per_epoch: int, **plan: int | None) -> None:
+        self.inner.start(epochs, steps_per_epoch, **plan)
 
-    def step(self, step: int) -> None:
-        self.inner.step(step)
+    def step(self, step: int, logs: dict[str, float] | None = None) -> None:
+        self.inner.step(step, logs)
 
     def epoch(self, epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> None:
         import optuna
