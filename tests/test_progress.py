@@ -212,10 +212,9 @@ def test_quiet_progress_stays_quiet():
     assert screen.getvalue() == ""
 
 
-def test_progress_is_chosen_for_the_terminal_and_still_reachable_from_console(monkeypatch):
+def test_progress_is_chosen_for_the_terminal(monkeypatch):
     from trainer.cli import console as report
 
-    assert report.RichProgress is shown.RichProgress and report.progress is shown.progress
     monkeypatch.setattr(report, "err", Console(file=io.StringIO(), force_terminal=True))
     monkeypatch.delenv("CI", raising=False)
     assert isinstance(shown.progress(), shown.RichProgress)

@@ -281,10 +281,11 @@ def test_progress_is_live_only_on_an_interactive_terminal(monkeypatch, terminal,
     from rich.console import Console
 
     from trainer.cli import console as report
+    from trainer.cli import progress as shown
 
     monkeypatch.setattr(report, "err", Console(force_terminal=terminal, stderr=True))
     monkeypatch.setenv("CI", ci)
-    assert isinstance(report.progress(), report.RichProgress) is live
+    assert isinstance(shown.progress(), shown.RichProgress) is live
 
 
 def test_the_live_bar_ends_with_the_same_epoch_lines(monkeypatch):
@@ -292,10 +293,10 @@ def test_the_live_bar_ends_with_the_same_epoch_lines(monkeypatch):
 
     from rich.console import Console
 
-    from trainer.cli import console as report
+    from trainer.cli import progress as shown
 
     screen = io.StringIO()
-    bar = report.RichProgress(Console(file=screen, force_terminal=True, width=100))
+    bar = shown.RichProgress(Console(file=screen, force_terminal=True, width=100))
     bar.start(epochs=2, steps_per_epoch=4)
     for epoch in (1, 2):
         for step in range(1, 5):

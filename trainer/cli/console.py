@@ -211,18 +211,6 @@ def _confusion(names: list[str], matrix: list[list[int]], console: Console) -> N
     table(title, columns, rows, console)
 
 
-MOVED = {"PlainProgress", "RichProgress", "QuietProgress", "progress"}  # to trainer.cli.progress
-
-
-def __getattr__(name: str) -> Any:
-    """The progress classes, which live in :mod:`trainer.cli.progress` (imported on demand)."""
-    if name in MOVED:
-        from trainer.cli import progress
-
-        return getattr(progress, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def datasets_table(rows: list[dict[str, str]]) -> None:
     names = ("name", "task", "offline", "description")
     columns = [Column(name, key=name == "name") for name in names]

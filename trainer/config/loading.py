@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from trainer.config.checks import cross_check
-from trainer.config.schema import Config
+from trainer.config.schema import FLOAT32_MAX, Config
 from trainer.core.errors import ConfigError, DataError, TrainerError, UsageError
 from trainer.core.files import Unreadable, read_bounded
 from trainer.core.registry import did_you_mean
@@ -25,7 +25,6 @@ from trainer.core.registry import did_you_mean
 MAX_NODES = 100_000  # a config never needs more; alias bombs expand far beyond it
 MAX_BYTES = 2**20  # the largest configs in use are a few kB
 SHOWN = 200  # characters of a value echoed in a message; the rest is cut
-FLOAT32_MAX = 3.4028234663852886e38  # the model computes in float32: larger numbers are inf
 Lines = dict[tuple, Any]  # key path -> line number, or "--set" for overrides
 
 

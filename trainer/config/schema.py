@@ -32,6 +32,8 @@ from trainer.settings.sections import (
 )
 from trainer.settings.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS, Loss, Metric
 
+FLOAT32_MAX = 3.4028234663852886e38  # the model computes in float32: larger numbers are inf
+
 
 class Config(Section):
     name: str | None = Field(
@@ -110,8 +112,6 @@ class PlainJsonSchema(GenerateJsonSchema):
         return json_schema
 
     def generate(self, schema: Any, mode: Any = "validation") -> dict[str, Any]:
-        from trainer.config.loading import FLOAT32_MAX
-
         json_schema = super().generate(schema, mode)
         for node in _subschemas(json_schema):
             if node.get("format") is not None and node["format"] not in STANDARD_FORMATS:
