@@ -230,7 +230,7 @@ class _Trial:
 def test_each_epoch_is_reported_and_a_trial_behind_is_pruned():
     import optuna
 
-    from trainer.cli.console import QuietProgress
+    from trainer.cli.progress import QuietProgress
     from trainer.workflows.tune import TrialProgress
 
     trial = _Trial(prune_at=2)
