@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.core.errors import DataError
+from trainer.core.files import require_data_file
 from trainer.core.registry import did_you_mean
-from trainer.datasets.user_data import MAX_DISTINCT, Labels, require_data_file
+from trainer.datasets.user_data import MAX_DISTINCT, Labels
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})  # compared in lower case
 NUMERIC_SHARE = 0.9  # a column this much numbers with some text holds typos, not categories

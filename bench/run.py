@@ -21,10 +21,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import common  # noqa: E402 - after the path is set
+from common import KEPT  # noqa: E402
+
 PEAK_GFLOPS = 150.0  # 2 cores x AVX2 FMA (2 x 8 fp32 x 2) x ~2.3 GHz, as measured in issue #5
 
 # Training FLOPs per sample (forward + backward ~ 3x forward, 2 FLOPs per multiply-add).
@@ -37,23 +41,15 @@ CASES = {
     "lstm": {"config": "lstm.yaml", "batch": 128, "epochs": 3, "macs": LSTM_MACS},
 }
 SCALING = (10_000, 30_000, 60_000)
-KEPT = "<!-- sections below are written by other bench/ scripts; bench/run.py keeps them -->"
 
 
 def run(command: list[str], env: dict) -> tuple[subprocess.CompletedProcess, float, int]:
-    """Run a child; return it, its wall time, and its peak RSS in KiB (ru_maxrss via wait4)."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        code = os.waitstatus_to_exitcode(status)
-        done = subprocess.CompletedProcess(command, code, out.read().decode(), err.read().decode())
-    if code != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({code}):\n{done.stderr[-3000:]}")
-    return done, wall, usage.ru_maxrss
+    """:func:`common.run`, failing loudly when the child fails."""
+    done, wall, peak = common.run(command, env)
+    if done.returncode != 0:
+        failed = f"{' '.join(command)} failed ({done.returncode})"
+        raise RuntimeError(f"{failed}:\n{done.stderr[-3000:]}")
+    return done, wall, peak
 
 
 def trainer_once(case: dict, limit: int | None, env: dict, seed: int) -> dict:

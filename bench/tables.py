@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from common import write_section  # noqa: E402 - after the path is set
+
 NUMERIC, CATEGORICAL, MISSING_SHARE = 26, 3, 0.05
-KEPT = "<!-- sections below are written by other bench/ scripts; bench/run.py keeps them -->"
 TITLE = "## Reading tables: the old CSV reader against Arrow (`bench/tables.py`)"
 
 
@@ -153,22 +154,7 @@ def main() -> None:
     )
     print("\n" + report)
     if args.write:
-        write(report)
-
-
-def write(report: str) -> None:
-    """This script's section of bench/RESULTS.md, after the marker bench/run.py keeps."""
-    results = ROOT / "bench" / "RESULTS.md"
-    text = results.read_text() if results.is_file() else "# Benchmark results\n"
-    if KEPT not in text:
-        text = text.rstrip("\n") + "\n\n" + KEPT + "\n"
-    if TITLE in text:
-        start = text.index(TITLE)
-        end = text.find("\n## ", start + len(TITLE))
-        text = text[:start] + report + ("" if end < 0 else "\n" + text[end + 1 :])
-    else:
-        text = text.rstrip("\n") + "\n\n" + report
-    results.write_text(text)
+        write_section(TITLE, report)
 
 
 if __name__ == "__main__":

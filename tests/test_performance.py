@@ -8,7 +8,7 @@ import pytest
 
 from tests.test_cli import TINY, fit, runner, write_config
 from trainer.cli.commands import app
-from trainer.datasets import pipeline
+from trainer.datasets import memory, pipeline
 
 
 def test_training_features_are_a_read_only_view_of_the_pipeline_copy():
@@ -95,9 +95,9 @@ def test_auto_eval_batch_size_bounds_activation_memory(kind, setting, batch_size
 
 
 def test_an_aligned_split_is_shared_with_tensorflow_not_copied():
-    x = pipeline.aligned_empty((6, 2), "float32")
+    x = memory.aligned_empty((6, 2), "float32")
     x[...] = np.arange(12, dtype="float32").reshape(6, 2)
-    assert x.ctypes.data % pipeline.ALIGNMENT == 0
+    assert x.ctypes.data % memory.ALIGNMENT == 0
     source = pipeline.TrainingBatches(x, np.arange(6, dtype="int32"), batch_size=2, seed=0)
     assert np.shares_memory(np.asarray(source._x), x)  # one copy, used by both
     assert not x.flags.writeable  # TensorFlow reads it: it may not change under the tensor
@@ -113,7 +113,7 @@ def test_an_aligned_split_is_shared_with_tensorflow_not_copied():
      ("uint8", False), ("bool", False), ("float16", False)],
 )  # fmt: skip
 def test_aligned_arrays_of_common_types_are_shared_and_the_rest_copied(dtype, shared):
-    x = pipeline.aligned_empty((5, 3), dtype)
+    x = memory.aligned_empty((5, 3), dtype)
     x[...] = np.arange(15).reshape(5, 3) % 2
     tensor = pipeline.shared_tensor(x)
     np.testing.assert_array_equal(np.asarray(tensor), np.arange(15).reshape(5, 3) % 2)

@@ -287,6 +287,6 @@ def test_a_folder_of_images_is_read_as_the_run_read_its_images(tmp_path):
     from trainer.datasets.image_folder import read_images
 
     model = keras.saving.load_model(run / "model.keras")
-    pixels = read_images(sorted(new.glob("*.png")), (8, 8), "rgb").astype(np.float32) / 255
+    pixels = np.asarray(read_images(sorted(new.glob("*.png")), (8, 8), "rgb"), np.float32) / 255
     expected = np.asarray(model.predict(pixels, verbose=0))[:, 0]
     np.testing.assert_allclose([float(r["probability_dogs"]) for r in rows], expected, atol=1e-6)

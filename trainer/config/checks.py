@@ -185,6 +185,27 @@ def check_augmentation_applies(cfg: Config) -> Iterator[tuple[tuple, str]]:
         yield where, message
 
 
+def check_streaming_applies(cfg: Config) -> Iterator[tuple[tuple, str]]:
+    """Streamed images feed the supervised step; a cache serves streamed images only."""
+    in_memory = getattr(cfg.dataset, "in_memory", "auto")
+    if in_memory is False and MODELS.get(cfg.model.type).info.get("compile") is not None:
+        yield (
+            ("dataset", "in_memory"),
+            (
+                f"model '{cfg.model.type}' trains with its own step on data held in memory; "
+                "streaming applies to the supervised models (fnn, linear, cnn, rnn); set it to auto"
+            ),
+        )
+    if in_memory is True and getattr(cfg.dataset, "cache", "none") != "none":
+        yield (
+            ("dataset", "cache"),
+            (
+                "caches images that are streamed, but dataset.in_memory is true (every image is "
+                "decoded into memory once); remove it, or set in_memory: auto"
+            ),
+        )
+
+
 CHECKS = [
     check_precision_supported,
     check_metrics_fit_task,
@@ -198,6 +219,7 @@ CHECKS = [
     check_tracking_installed,
     check_distribution,
     check_augmentation_applies,
+    check_streaming_applies,
 ]
 
 

@@ -44,6 +44,19 @@ def not_a_file(path: Path) -> str | None:
     return f"is {KINDS.get(stat.S_IFMT(mode), 'not a regular file')}, not a regular file"
 
 
+def require_data_file(path: Path) -> None:
+    """A DataError unless ``path`` is a regular file: a FIFO would block the read forever, a
+    device like /dev/zero never ends."""
+    problem = not_a_file(path)
+    if problem == "file not found":
+        raise DataError(
+            f"{path}: file not found",
+            hint=f"relative paths start from the current directory ({Path.cwd()})",
+        )
+    if problem is not None:
+        raise DataError(f"{path}: {problem}", hint="point the dataset at a regular file")
+
+
 def read_bounded(path: Path, limit: int) -> bytes:
     """The bytes of the regular file ``path``, refused if it holds more than ``limit``.
 

@@ -125,6 +125,8 @@ class Dataset:
     # the fitted transform, JSON-able: load(..., preprocessing=this) re-applies it as it is
     preprocessing: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # e.g. a class missing from a split
+    # in memory or streamed, and why (trainer.datasets.storage): environment.json's "data"
+    storage: dict[str, Any] = field(default_factory=dict)
 
     def sizes(self) -> dict[str, int]:
         val = 0 if self.x_val is None else len(self.x_val)
@@ -211,10 +213,14 @@ def prepare(
         x, y = resample(x, y, getattr(params, "resample", "none"), seed + 2)
         splits = {"train": y, "validation": y_val, "test": y_test}
         warnings += missing_class_warnings(splits, class_names)
+    from trainer.datasets.storage import place
+
+    placed, storage = place(params, {"train": x, "validation": x_val, "test": x_test})
+    x, x_val, x_test = placed["train"], placed["validation"], placed["test"]
     spec = DataSpec(tuple(x.shape[1:]), raw.task, num_classes, target_dim, class_names)
     return Dataset(
         spec, x, y, x_test, y_test, x_val, y_val, scaling, naive_test, raw.naive_name,
-        preprocessing=preprocessing, warnings=warnings,
+        preprocessing=preprocessing, warnings=warnings, storage=storage,
     )  # fmt: skip
 
 
@@ -222,7 +228,9 @@ def non_finite_samples(x) -> tuple[int, int] | None:
     """(how many samples of float array ``x`` hold NaN or Inf, the first one's index)."""
     import numpy as np
 
-    if x.dtype.kind != "f" or not len(x):
+    from trainer.datasets.image_files import is_lazy
+
+    if is_lazy(x) or x.dtype.kind != "f" or not len(x):  # images read later are 0-255, scaled
         return None
     bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
     return (int(bad.sum()), int(np.flatnonzero(bad)[0])) if bad.any() else None
@@ -298,6 +306,8 @@ def _transform(raw: RawData, state: dict[str, Any], warnings: list[str]):
             return features
 
         return transform_table, scaling_summary(state)
+    from trainer.datasets.image_files import is_lazy
+
     scaler = scaler_from(state)
 
     def transform_array(x, split: str):
@@ -307,6 +317,8 @@ def _transform(raw: RawData, state: dict[str, Any], warnings: list[str]):
                 f"{split} split's are shaped {x.shape[1:]}",
                 hint="re-apply the preprocessing saved by a run on this same dataset",
             )
+        if is_lazy(x):  # scaled as each batch is read
+            return x.scaled(scaler.offset, scaler.scale)
         return scaler(x)
 
     return transform_array, dict(state["scaling"])
@@ -368,7 +380,10 @@ def split(x, y, fraction: float, seed: int, task: Task, what: str, class_names=(
     """(x, x_held, y, y_held): ``fraction`` held out as the ``what`` split, stratified by class."""
     import math
 
+    import numpy as np
     from sklearn.model_selection import train_test_split
+
+    from trainer.datasets.image_files import take
 
     n_test = math.ceil(len(x) * fraction)  # the sizes train_test_split will make
     n_train = len(x) - n_test
@@ -379,8 +394,6 @@ def split(x, y, fraction: float, seed: int, task: Task, what: str, class_names=(
         )
     stratify = None
     if task != "regression":
-        import numpy as np
-
         classes, counts = np.unique(y, return_counts=True)
         if counts.min() < 2:
             single = [_class_name(c, class_names) for c in classes[counts < 2][:5]]
@@ -391,7 +404,11 @@ def split(x, y, fraction: float, seed: int, task: Task, what: str, class_names=(
             )
         if min(n_test, n_train) >= len(classes):
             stratify = y
-    return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
+    # the rows' indices are split (the same draw as splitting x), so streamed images stay lazy
+    kept, held, y_kept, y_held = train_test_split(
+        np.arange(len(x)), y, test_size=fraction, random_state=seed, stratify=stratify
+    )
+    return take(x, kept), take(x, held), y_kept, y_held
 
 
 def _class_name(label, class_names) -> str:
@@ -413,7 +430,7 @@ class _Scaler:
     def __call__(self, x):
         import numpy as np
 
-        from trainer.datasets.pipeline import aligned_empty
+        from trainer.datasets.memory import aligned_empty
 
         x = np.asarray(x)
         if self.offset is None and x.dtype == np.float32:
@@ -430,11 +447,17 @@ def _fit_scaler(method: str, x, value_range) -> _Scaler:
     """Fit scaling on the training split only; the same statistics apply to every split."""
     import numpy as np
 
+    from trainer.datasets.image_files import is_lazy
+
     if method == "none":
         return _Scaler(None, None, {})
     if method == "unit" and value_range is not None:  # known range: no pass over the data
         low, high = value_range
         return _Scaler(np.float32(low), np.float32(high - low), {"min": low, "max": high})
+    if is_lazy(x) and method == "standard":  # one streamed pass over the training images
+        mean, std = x.pixel_statistics()
+        std = np.where(std > 0, std, 1.0).astype(np.float32)
+        return _Scaler(mean, std, {"mean": mean.tolist(), "std": std.tolist()})
     x = np.asarray(x, dtype=np.float32)
     if method == "unit":
         low, high = x.min(axis=0), x.max(axis=0)

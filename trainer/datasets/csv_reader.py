@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer.core.errors import DataError
+from trainer.core.files import require_data_file
 from trainer.core.registry import did_you_mean
 from trainer.datasets.table_columns import MISSING, Values, _is_number
-from trainer.datasets.user_data import require_data_file
 
 if TYPE_CHECKING:
     import pyarrow as pa

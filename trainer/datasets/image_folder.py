@@ -6,6 +6,11 @@ folder by extension (.bmp, .gif, .jpeg, .jpg, .png), in sorted order, and are re
 ``image_size`` (height, width) with bilinear interpolation, without keeping the aspect ratio.
 Unlike Keras, hidden folders (such as ``.ipynb_checkpoints``) are not classes, and pixels are
 read with Pillow as whole numbers 0-255, so loading needs no TensorFlow.
+
+Listing the folder opens each file's header only; the pixels are read when they are needed
+(:mod:`trainer.datasets.image_files`): all of them up front when the prepared splits fit in
+memory, else batch by batch while training (``in_memory``, decided by
+:mod:`trainer.datasets.storage`).
 """
 
 from __future__ import annotations
@@ -13,22 +18,15 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, PositiveInt, model_validator
 
 from trainer.core.errors import DataError
 from trainer.datasets import DATASETS, RawData, Task
-from trainer.datasets.user_data import (
-    FileParams,
-    Labels,
-    TaskSetting,
-    require_data_file,
-    resolve_task,
-)
+from trainer.datasets.user_data import FileParams, Labels, TaskSetting, resolve_task
 
 EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # Keras's ALLOWLIST_FORMATS
-CHANNELS = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}
 
 
 class ImageFolderParams(FileParams):
@@ -43,6 +41,20 @@ class ImageFolderParams(FileParams):
     color_mode: Literal["grayscale", "rgb", "rgba"] = Field(
         "rgb", description="Channels: grayscale (1), rgb (3) or rgba (4)."
     )
+    in_memory: Literal["auto"] | bool = Field(
+        "auto",
+        description="true: decode every image before training (fastest); false: stream them "
+        "from their files batch by batch (memory set by the batch, not the folder); 'auto': in "
+        "memory when the scaled splits take under half the memory available.",
+    )
+    cache: Literal["none", "memory"] | Path = Field(
+        "none",
+        description="When streaming: keep decoded images in memory (1 byte a pixel), or in a "
+        "folder (a memory-mapped file reused by later runs of the same images); 'none' decodes "
+        "them every epoch.",
+    )
+
+    COMMON: ClassVar[set[str]] = FileParams.COMMON | {"in_memory"}  # read by datasets.prepare
 
     @model_validator(mode="after")
     def _classes_only(self):
@@ -99,9 +111,12 @@ def image_folder(
     image_size: tuple[int, int],
     color_mode: str,
     task_type: TaskSetting,
+    cache: str | Path = "none",
 ) -> RawData:
     """Your own images, one sub-folder per class (Keras's directory layout)."""
     import numpy as np
+
+    from trainer.datasets.image_files import ImageFiles, ImageSource, check_headers
 
     classes = class_folders(path)
     task = resolve_task(task_type, Labels(True, len(classes), True), str(path))
@@ -114,32 +129,15 @@ def image_folder(
             )
         files += found
         labels += [label] * len(found)
+    check_headers(files)
     return RawData(
-        read_images(files, image_size, color_mode), np.asarray(labels, dtype=np.int64), task,
-        class_names=classes, value_range=(0.0, 255.0), default_scaling="unit",
+        ImageFiles(ImageSource(files, image_size, color_mode, cache)), np.asarray(labels, np.int64),
+        task, class_names=classes, value_range=(0.0, 255.0), default_scaling="unit",
     )  # fmt: skip
 
 
 def read_images(files: list[Path], image_size: tuple[int, int], color_mode: str):
-    """The images as uint8 pixels shaped (files, height, width, channels); also for prediction."""
-    import numpy as np
+    """The images as lazy uint8 pixels (files, height, width, channels), for prediction."""
+    from trainer.datasets.image_files import ImageFiles, ImageSource
 
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        raise DataError("reading images needs Pillow", hint="pip install pillow") from None
-
-    height, width = image_size
-    mode, channels = CHANNELS[color_mode]
-    x = np.empty((len(files), height, width, channels), dtype=np.uint8)
-    for i, file in enumerate(files):
-        require_data_file(file)
-        try:
-            with Image.open(file) as image:
-                image = image.convert(mode)
-                if image.size != (width, height):
-                    image = image.resize((width, height), Image.Resampling.BILINEAR)
-                x[i] = np.asarray(image).reshape(height, width, channels)
-        except (OSError, ValueError, Image.DecompressionBombError) as error:
-            raise DataError(f"{file}: not a readable image ({error})") from None
-    return x
+    return ImageFiles(ImageSource(files, image_size, color_mode))

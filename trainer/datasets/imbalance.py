@@ -47,7 +47,9 @@ def resample(x: np.ndarray, y: np.ndarray, method: str, seed: int):
         else:
             chosen.append(rng.choice(members, counts.min(), replace=False))
     order = rng.permutation(np.concatenate(chosen))
-    return x[order], y[order]
+    from trainer.datasets.image_files import take
+
+    return take(x, order), y[order]
 
 
 def class_weights(

@@ -20,8 +20,8 @@ from typing import Literal
 from pydantic import Field
 
 from trainer.core.errors import DataError
+from trainer.core.files import require_data_file
 from trainer.datasets import DATASETS, DatasetParams, RawData
-from trainer.datasets.user_data import require_data_file
 
 KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"

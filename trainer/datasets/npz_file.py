@@ -16,16 +16,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from trainer.core.errors import DataError
+from trainer.core.files import require_data_file
 from trainer.core.registry import did_you_mean
 from trainer.datasets import DATASETS, RawData, Task, check_class_count, non_finite_samples
-from trainer.datasets.user_data import (
-    MAX_DISTINCT,
-    FileParams,
-    Labels,
-    TaskSetting,
-    require_data_file,
-    resolve_task,
-)
+from trainer.datasets.user_data import MAX_DISTINCT, FileParams, Labels, TaskSetting, resolve_task
 
 
 class NpzParams(FileParams):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainer.datasets.memory import ALIGNMENT
+
 
 def permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     """The order of the ``n`` training samples in ``epoch`` (0-based) for this ``seed``."""
@@ -99,17 +101,7 @@ def activations_per_sample(model) -> int:
     return total
 
 
-ALIGNMENT = 64  # bytes: what TensorFlow's (Eigen's) kernels require of a tensor's memory
 SHAREABLE = tuple(np.dtype(t) for t in ("float32", "float64", "int32", "int64"))
-
-
-def aligned_empty(shape, dtype) -> np.ndarray:
-    """An uninitialised array whose memory TensorFlow can use in place (64-byte aligned)."""
-    dtype = np.dtype(dtype)
-    size = int(np.prod(shape)) * dtype.itemsize
-    raw = np.empty(size + ALIGNMENT, dtype=np.uint8)
-    offset = -raw.ctypes.data % ALIGNMENT
-    return raw[offset : offset + size].view(dtype).reshape(shape)
 
 
 def shared_tensor(x: np.ndarray):
@@ -207,8 +199,14 @@ class TrainingBatches(NumpyBatches):
                  class_weight: dict[int, float] | None = None) -> None:  # fmt: skip
         import tensorflow as tf
 
+        from trainer.datasets.image_files import is_lazy
+
         super().__init__(x, y, batch_size, seed, shuffle, class_weight)
-        self._x, self._y = shared_tensor(x), tf.constant(y)
+        self._y = tf.constant(y)
+        if is_lazy(x):  # streamed: each batch's images are read as the pipeline reaches them
+            self._x = self.features = x
+            return
+        self._x = shared_tensor(x)
         # A read-only NumPy view of the tensor's memory (no copy): holders of ``x`` swap theirs
         # for it, so the training split is held once, not twice.
         self.features = np.asarray(self._x)
@@ -216,16 +214,64 @@ class TrainingBatches(NumpyBatches):
     def _batches(self, indices, weights, start_step: int):
         import tensorflow as tf
 
+        from trainer.datasets.image_files import is_lazy
+
         first = start_step * self.batch_size
         features, targets = self._x, self._y
 
-        def gather(batch, *weight):
-            return tf.gather(features, batch), tf.gather(targets, batch), *weight
+        streamed = is_lazy(features)
+        if streamed:
+            gather = streamed_gather(features, targets)
+        else:
+
+            def gather(batch, *weight):
+                return tf.gather(features, batch), tf.gather(targets, batch), *weight
 
         slices = indices[first:] if weights is None else (indices[first:], weights[first:])
         return (
             tf.data.Dataset.from_tensor_slices(slices)
             .batch(self.batch_size)
-            .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-            .prefetch(tf.data.AUTOTUNE)
+            .map(gather, num_parallel_calls=STREAMED_PREFETCH if streamed else tf.data.AUTOTUNE)
+            .prefetch(STREAMED_PREFETCH if streamed else tf.data.AUTOTUNE)
         )
+
+
+STREAMED_PREFETCH = 2  # batches decoded ahead of the model: memory is (this + in flight) batches
+
+
+def streamed_gather(images, targets=None):
+    """A tf.data map function reading a batch of images (Pillow, in threads, through Python),
+    then scaling them in the graph: uint8 crosses from Python, 4 times less than float32, and
+    the scaling's float32 subtraction and division give the bits NumPy's give in memory."""
+    import tensorflow as tf
+
+    shape = images.shape[1:]
+    offset, scale = images.scale if images.scale is not None else (None, None)
+
+    def gather(batch, *weight):
+        x = tf.numpy_function(images.pixels, [batch], tf.uint8, stateful=False)
+        x.set_shape((None, *shape))
+        if images.scale is not None:
+            x = tf.cast(x, tf.float32)
+            if offset is not None:
+                x = (x - tf.constant(offset, tf.float32)) / tf.constant(scale, tf.float32)
+        if targets is None:
+            return (x,)
+        return x, tf.gather(targets, batch), *weight
+
+    return gather
+
+
+def streamed_batches(images, targets, batch_size: int):
+    """``images`` (and ``targets``) in order, in batches, read as tf.data reaches them."""
+    import tensorflow as tf
+
+    return (
+        tf.data.Dataset.range(len(images))
+        .batch(batch_size)
+        .map(
+            streamed_gather(images, None if targets is None else tf.constant(targets)),
+            num_parallel_calls=STREAMED_PREFETCH,
+        )  # fmt: skip
+        .prefetch(STREAMED_PREFETCH)
+    )

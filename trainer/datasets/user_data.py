@@ -13,13 +13,11 @@ The loss, the output layer and the metrics follow from the task, so validating a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from trainer.core.errors import DataError
-from trainer.core.files import not_a_file
 from trainer.datasets import DatasetParams, Task
 
 MAX_CLASSES = 20  # whole-number labels with more distinct values are a regression target
@@ -77,19 +75,6 @@ class FileParams(DatasetParams):
         """Set to other than its default: a run's saved config.yaml spells out every default."""
         given = split in self.model_fields_set
         return given and getattr(self, split) != type(self).model_fields[split].default
-
-
-def require_data_file(path: Path) -> None:
-    """A DataError unless ``path`` is a regular file: a FIFO would block the read forever, a
-    device like /dev/zero never ends."""
-    problem = not_a_file(path)
-    if problem == "file not found":
-        raise DataError(
-            f"{path}: file not found",
-            hint=f"relative paths start from the current directory ({Path.cwd()})",
-        )
-    if problem is not None:
-        raise DataError(f"{path}: {problem}", hint="point the dataset at a regular file")
 
 
 @dataclass(frozen=True)

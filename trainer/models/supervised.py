@@ -35,11 +35,12 @@ def targets(x, y):
 
 def evaluate(model, cfg: Config, data: Dataset, artifacts: Path | None = None) -> dict[str, Any]:
     from trainer.datasets.pipeline import eval_batch_size
+    from trainer.datasets.storage import feed
     from trainer.evaluation.metrics import evaluate as score
     from trainer.evaluation.metrics import naive_baseline
 
     batch = eval_batch_size(cfg.training, model)
-    predictions = model.predict(data.x_test, batch_size=batch, verbose=0)
+    predictions = model.predict(feed(data.x_test, batch_size=batch), batch_size=batch, verbose=0)
     if (
         artifacts is not None
     ):  # for the run's pictures (trainer.evaluation.plots), redrawn without a model

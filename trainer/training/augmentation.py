@@ -33,6 +33,8 @@ def value_range(x: np.ndarray) -> tuple[float, float]:
     """The training images' range of values, which RandomContrast clips to."""
     import numpy as np
 
+    if hasattr(x, "value_range"):  # streamed images: the range their scaling maps 0-255 to
+        return x.value_range
     low, high = float(np.min(x)), float(np.max(x))
     return (low, high) if high > low else (low, low + 1.0)
 

@@ -229,6 +229,8 @@ class Cluster:
         if self.mode == "none":
             return None
         mine = {"process": self.process_id, "epochs": batches.fed}
+        if hasattr(batches.features, "decoded"):  # streamed: the training images it read
+            mine["images_decoded"] = batches.features.decoded
         if self.processes == 1:
             return [mine]
         from trainer.training.replicas import broadcast_bytes

@@ -17,11 +17,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from trainer import datasets, optimizers
 from trainer.config.loading import to_yaml
 from trainer.config.schema import Config
+from trainer.core.errors import DataError
 from trainer.core.files import check_writable, read_run_json, write_json, write_text
-from trainer.datasets import pipeline
+from trainer.datasets import pipeline, storage
 from trainer.evaluation import plots
 from trainer.models import MODELS, hook
 from trainer.training import augmentation, checkpoint, distribution, faults
@@ -78,6 +81,8 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         data = datasets.load(cfg.dataset, cfg.seed, preprocessing=preprocessing)
     for warning in data.warnings:
         progress.stage(f"warning: {warning}")
+    progress.stage(f"data: {data.storage['reason']}")
+    streamed = not data.storage["in_memory"]
     weights = class_weights_of(cfg, data)
     progress.stage("starting the Keras backend")
     device = cluster.start(cfg.training)
@@ -97,8 +102,15 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
 
     jit_compile = cluster.jit_compile(resolve_jit(cfg.training.jit_compile, trained, device))
     supervised = MODELS.get(cfg.model.type).info.get("compile") is None
+    if streamed and not supervised:
+        raise DataError(
+            f"model '{cfg.model.type}' trains on data held in memory, but {data.storage['reason']}",
+            hint="make the data smaller (dataset.limit, dataset.image_size), or set "
+            "dataset.in_memory: true if it fits",
+        )
     one_tf_device = cluster.mode == "none" and keras.backend.backend() == "tensorflow"
-    fused = jit_compile is True and supervised and one_tf_device  # see trainer.training.fused
+    # see trainer.training.fused: the fused steps hold the training split on the device
+    fused = jit_compile is True and supervised and one_tf_device and not streamed
     every = cfg.checkpoint.every_steps
     steps_per_execution = aligned_steps_per_execution(
         cluster.steps_per_execution(cfg.training.steps_per_execution), steps_per_epoch, every,
@@ -111,16 +123,18 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
     targets = hook("targets", cfg.model.type)
     y_train = targets(data.x_train, data.y_train)
     fault = faults.from_env()  # a test hook; None unless TRAINER_FAULT is set
-    if fault is not None:
+    if fault is not None and not streamed:
         data.x_train = fault.poison_data(
             data.x_train, lambda e: pipeline.permutation(cfg.seed, e, n_train), steps_per_epoch,
             batch_size,
         )  # fmt: skip
     rows = cluster.build_rows()
-    hook("build_state", cfg.model.type)(trained, data.x_train[:rows], y_train[:rows])
+    hook("build_state", cfg.model.type)(trained, np.asarray(data.x_train[:rows]), y_train[:rows])
     validation = None if data.x_val is None else (data.x_val, targets(data.x_val, data.y_val))
     eval_batch = pipeline.eval_batch_size(cfg.training, model, cluster.local_replicas)
     validation = cluster.validation(validation, eval_batch)
+    if validation is not None and streamed:
+        validation = storage.feed(*validation, batch_size=eval_batch)
     if fused:
         from trainer.training.fused import FusedBatches, fuse
 
@@ -145,6 +159,7 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
             write_json(run_dir / "preprocessing.json", data.preprocessing)
             augmentation.write_preview(run_dir, cfg, data.x_train)
         environment = describe_environment(cfg, device)
+        environment["data"] = data.storage
         environment["distribution"] = cluster.describe()
         extra = [
             *hook("callbacks", cfg.model.type)(model, cfg, data, run_dir),
@@ -161,7 +176,8 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
                            f"{loop.position.epoch + 1}, step {loop.position.step})")  # fmt: skip
         write_json(run_dir / "environment.json", environment)
         started = time.perf_counter()
-        with tracker:  # closes the logs; marks an MLflow run killed or failed on errors
+        streams = (data.x_train, data.x_val, data.x_test)  # a bad file read later is named
+        with tracker, storage.reported(*streams):  # tracker: marks an MLflow run killed/failed
             loop.run()
         seconds = time.perf_counter() - started
         fed = cluster.fed(batches)  # a collective: every process, before the engine is let go
@@ -172,7 +188,8 @@ def fit(cfg: Config, run_dir: Path, progress: Progress, resume: bool = False,
         refuse_non_finite(model, "the trained model (after restoring early stopping's best "
                           "weights) has non-finite weights; no model was saved")  # fmt: skip
         save_model(model, run_dir / "model.keras")
-        metrics = evaluate_model(model, cfg, data, run_dir)
+        with storage.reported(*streams):
+            metrics = evaluate_model(model, cfg, data, run_dir)
         early = loop.early
         training = {
             "epochs_run": len(loop.history.rows),

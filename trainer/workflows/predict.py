@@ -32,10 +32,11 @@ import numpy as np
 
 from trainer.core import files
 from trainer.core.errors import DataError, UsageError
+from trainer.core.files import require_data_file
 from trainer.core.registry import did_you_mean
-from trainer.datasets import pipeline
+from trainer.datasets import pipeline, storage
+from trainer.datasets.image_files import is_lazy
 from trainer.datasets.table_columns import MISSING
-from trainer.datasets.user_data import require_data_file
 from trainer.models import MODELS
 from trainer.training import backend, saved
 
@@ -113,7 +114,8 @@ def predict(
     if state.get("kind") != "table":
         x = _scaled(_shaped(x, expected, input_path), state)
     batch = pipeline.eval_batch_size(cfg.training, model)
-    outputs = model.predict(x, batch_size=batch, verbose=0)
+    with storage.reported(x):  # images are read batch by batch: a bad file is named
+        outputs = model.predict(storage.feed(x, batch_size=batch), batch_size=batch, verbose=0)
     names = _class_names(run_dir, state, cfg.task, outputs)
     write(output, ids, outputs, cfg.task, names)
     summary = {
@@ -287,6 +289,8 @@ def _read_images(folder: Path, cfg) -> tuple[list[str], np.ndarray]:
 
 def _shaped(x: np.ndarray, expected: tuple, path: Path) -> np.ndarray:
     """``x`` shaped (samples, *expected), flattened samples reshaped when the sizes agree."""
+    if is_lazy(x) and tuple(x.shape[1:]) != expected:
+        x = np.asarray(x)
     if tuple(x.shape[1:]) == expected:
         return x
     if x.ndim >= 1 and int(np.prod(x.shape[1:])) == int(np.prod(expected)):
@@ -303,7 +307,10 @@ def _shaped(x: np.ndarray, expected: tuple, path: Path) -> np.ndarray:
 def _scaled(x: np.ndarray, state: dict[str, Any]) -> np.ndarray:
     from trainer.datasets import scaler_from
 
-    return scaler_from(state)(x)
+    scaler = scaler_from(state)
+    if is_lazy(x):  # images, scaled as each batch is read
+        return x.scaled(scaler.offset, scaler.scale)
+    return scaler(x)
 
 
 def _class_names(run_dir: Path, state, task: str, outputs) -> list[str]:
