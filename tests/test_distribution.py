@@ -276,6 +276,64 @@ def test_multi_host_killed_worker_then_restart_resumes(workspace):
     assert_same_weights(where / "run", jax_runs(workspace) / "one")
 
 
+STREAMED = {
+    "name": "streamed",
+    "seed": 5,
+    "dataset": {
+        "type": "image_folder",
+        "path": "images",
+        "image_size": [8, 8],
+        "in_memory": False,
+        "validation_split": 0.2,
+        "test_split": 0.2,
+    },  # fmt: skip
+    "model": {"type": "cnn", "filters": [4], "dense_units": [8]},
+    "optimizer": {"type": "sgd", "learning_rate": 0.05},
+    "training": {"epochs": 2, "batch_size": 8, "device": "cpu"},
+    "checkpoint": {"keep": 10},
+}
+
+
+@needs_namespace
+def test_multi_host_streamed_images_each_process_reads_only_its_share(workspace):
+    """Two processes stream an image folder: each decodes its half of every batch (never the
+    whole folder), and they end where one process streaming all of it ends."""
+    from PIL import Image
+
+    where = fresh(workspace, "streamed")
+    (where / "config.yaml").write_text(yaml.safe_dump(STREAMED))
+    rng = np.random.default_rng(0)
+    for c in range(3):  # 60 images: 38 train (5 steps of 8, the last of 6), 10 val, 12 test
+        (where / "images" / f"class{c}").mkdir(parents=True)
+        for i in range(20):
+            pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            pixels[..., c] = 255
+            Image.fromarray(pixels).save(where / "images" / f"class{c}" / f"{i}.png")
+    one = subprocess.run([sys.executable, "-m", "trainer", "fit", "config.yaml", "--run-dir",
+                          "one"], cwd=where, env=environment(KERAS_BACKEND="jax"),
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+    results = in_namespace(where, [(0, fit_args("run"), {}), (1, fit_args("run"), {})])
+    for code, output in results:
+        assert code == 0, output[-3000:]
+        assert "data: streamed from 60 files" in " ".join(output.split())
+    for epoch in (1, 2):
+        name = f"step-{epoch * 5:09d}"
+        with np.load(where / "run" / "checkpoints" / name / "state.npz") as ours, np.load(
+            where / "one" / "checkpoints" / name / "state.npz"
+        ) as theirs:  # fmt: skip
+            for key in (k for k in theirs.files if k.startswith("model/")):
+                np.testing.assert_allclose(ours[key], theirs[key], rtol=0, atol=1e-6,
+                                           err_msg=f"{name} {key}")  # fmt: skip
+    fed = distribution_of(where / "run")["fed"]
+    build = 2  # the one-batch evaluation that creates the metrics reads two images
+    for process in fed:
+        fed_rows = sum(e["samples"] + e["padding"] for e in process["epochs"])
+        assert fed_rows == 2 * 19  # half of the 38 training images, each epoch
+        assert process["images_decoded"] == fed_rows + build
+    assert fed[0]["epochs"][0]["sha256"] != fed[1]["epochs"][0]["sha256"]
+
+
 @needs_namespace
 @pytest.mark.parametrize(
     ("workers", "processes", "expected"),

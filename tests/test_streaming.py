@@ -331,3 +331,26 @@ def test_each_process_decodes_only_its_own_share_of_the_files(tmp_path, epoch):
     assert read[0].max() == read[1].max() == 1  # no image twice in an epoch
     assert not (read[0] & read[1]).any()  # disjoint shards
     assert (read[0] + read[1]).tolist() == [1] * 42  # together: every image once
+
+
+def test_inspect_decodes_no_image_and_says_where_training_would_keep_them(tmp_path, monkeypatch):
+    from trainer.datasets import image_files
+    from trainer.datasets.inspect import inspect
+
+    decoded = []
+    real = image_files.decode
+    monkeypatch.setattr(image_files, "decode", lambda *a: decoded.append(a[0]) or real(*a))
+    report = inspect(params(folder(tmp_path)), seed=0)
+    assert decoded == [] and report["problems"] == []
+    assert report["splits"] == {"train": 29, "validation": 4, "test": 9}
+    assert report["storage"]["in_memory"] and report["storage"]["files"] == 42
+    assert report["storage"]["reason"].startswith("in memory: 42 images take")
+    result = runner.invoke(app, ["datasets", "inspect", str(write_config(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert "training would keep the data in memory: 42 images" in " ".join(result.output.split())
+
+
+def write_config(tmp_path: Path) -> Path:
+    path = tmp_path / "inspect.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path / "images", "auto")))
+    return path

@@ -316,6 +316,8 @@ def inspection(summary: dict[str, Any]) -> None:
     if summary.get("splits"):
         sizes = ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
         say(f"splits: {sizes}", hang="  ")
+    if summary.get("storage"):
+        say(f"training would keep the data {summary['storage']['reason']}", hang="  ")
     if summary.get("missing"):
         missing = ", ".join(f"{k}: {v}" for k, v in summary["missing"].items())
         say(f"missing values: {missing}", hang="  ")

@@ -31,6 +31,8 @@ def inspect(params: DatasetParams, seed: int = 0) -> dict[str, Any]:
       the model's inputs after encoding (CSV);
     - ``splits``: ``{train, validation, test}`` sizes; ``class_balance``: ``{split: {class:
       count}}``;
+    - ``storage`` (image folders): whether training would hold the images in memory or
+      stream them, and why (``trainer.datasets.storage``); no image is decoded here;
     - ``warnings``: what training would warn about (a class missing from a split, rows
       dropped, categories unseen in training);
     - ``problems``: the errors that would stop training, as messages.
@@ -57,11 +59,18 @@ def inspect(params: DatasetParams, seed: int = 0) -> dict[str, Any]:
         return report
     if not csv:
         _describe_raw(raw, report)
-    try:
-        data = prepare(raw, params, seed)
+    try:  # streamed images stay unread here; the report says where training would keep them
+        streamed = "in_memory" in type(params).model_fields
+        data = prepare(raw, params.model_copy(update={"in_memory": False}) if streamed
+                       else params, seed)  # fmt: skip
     except DataError as error:
         _add(problems, error)
         return report
+    if streamed:
+        from trainer.datasets.storage import decide
+
+        splits = {"train": data.x_train, "validation": data.x_val, "test": data.x_test}
+        report["storage"] = decide(params, splits)
     report["splits"] = data.sizes()
     report["input_shape"] = list(data.spec.input_shape)
     report["features"] = list(data.preprocessing.get("features", []))

@@ -49,9 +49,17 @@ def gib(n: int) -> str:
 
 def place(params, splits: dict[str, Any], available: int | None = None):
     """``splits`` (name -> x) read into memory or left streamed, and what was decided why."""
+    described = decide(params, splits, available)
+    if described["in_memory"]:
+        splits = {name: (np.asarray(x) if is_lazy(x) else x) for name, x in splits.items()}
+    return splits, described
+
+
+def decide(params, splits: dict[str, Any], available: int | None = None) -> dict[str, Any]:
+    """Whether ``splits`` go into memory, and why (nothing is read)."""
     lazy = {name: x for name, x in splits.items() if x is not None and is_lazy(x)}
     if not lazy:
-        return splits, {"in_memory": True, "reason": f"the {params.type} dataset is read whole"}
+        return {"in_memory": True, "reason": f"the {params.type} dataset is read whole"}
     setting = getattr(params, "in_memory", "auto")
     needed = sum(x.nbytes for x in lazy.values())
     files = sum(len(x) for x in lazy.values())
@@ -79,9 +87,7 @@ def place(params, splits: dict[str, Any], available: int | None = None):
         if cache != "none":
             why += f", decoded images cached in {'memory' if cache == 'memory' else cache}"
     described.update(in_memory=in_memory, reason=why)
-    if in_memory:
-        splits = {name: (np.asarray(x) if name in lazy else x) for name, x in splits.items()}
-    return splits, described
+    return described
 
 
 def feed(x, y=None, batch_size: int = 256):
