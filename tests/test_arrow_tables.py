@@ -77,16 +77,26 @@ def test_every_format_loads_the_same_dataset(formats):
             np.testing.assert_array_equal(getattr(ds, attr), getattr(reference, attr))
 
 
-def test_shipped_parquet_example_holds_the_csv(monkeypatch):
+@pytest.mark.parametrize(
+    ("config", "twin"),
+    [("parquet.yaml", "csv_imbalanced.yaml"), ("csv_gzip.yaml", "csv_regression.yaml")],
+)
+def test_shipped_compressed_configs_hold_their_csv_twin(monkeypatch, config, twin):
+    """configs/csv_gzip.yaml's file is the regression CSV gzip'd: only the path differs and the
+    prepared splits are the same bits."""
+    import gzip as gz
+
     monkeypatch.chdir(ROOT)
     from trainer.config.loading import load_config
 
-    parquet = load_config("configs/parquet.yaml").dataset
-    csv = load_config("configs/csv_imbalanced.yaml").dataset
-    assert parquet.model_copy(update={"path": csv.path}) == csv  # only the path differs
-    a, b = load(parquet, seed=0), load(csv, seed=0)
+    packed, plain = (load_config(f"configs/{name}").dataset for name in (config, twin))
+    assert packed.model_copy(update={"path": plain.path}) == plain
+    if packed.path.name.endswith(".gz"):
+        assert gz.decompress(packed.path.read_bytes()) == plain.path.read_bytes()
+    a, b = load(packed, seed=0), load(plain, seed=0)
     assert a.preprocessing == b.preprocessing
     np.testing.assert_array_equal(a.x_train, b.x_train)
+    np.testing.assert_array_equal(a.y_test, b.y_test)
 
 
 def test_a_truncated_parquet_file_is_a_data_error_naming_it(tmp_path, formats):

@@ -2,6 +2,7 @@
 predictions the model made at fit time; wrong columns, shapes and formats are clear errors."""
 
 import csv
+import gzip
 import json
 from pathlib import Path
 
@@ -290,3 +291,96 @@ def test_a_folder_of_images_is_read_as_the_run_read_its_images(tmp_path):
     pixels = np.asarray(read_images(sorted(new.glob("*.png")), (8, 8), "rgb"), np.float32) / 255
     expected = np.asarray(model.predict(pixels, verbose=0))[:, 0]
     np.testing.assert_allclose([float(r["probability_dogs"]) for r in rows], expected, atol=1e-6)
+
+
+def _as_parquet(source: Path, target: Path, **options) -> Path:
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    pq.write_table(pcsv.read_csv(source), target, **options)
+    return target
+
+
+def test_csv_gz_parquet_and_a_parquet_folder_get_the_csvs_predictions(csv_run):
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    tmp_path, run = csv_run
+    source = tmp_path / "test.csv"
+    (tmp_path / "test.csv.gz").write_bytes(gzip.compress(source.read_bytes()))
+    _as_parquet(source, tmp_path / "test.parquet", row_group_size=30)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    table = pcsv.read_csv(source)
+    for i, start in enumerate((0, 40, 70)):  # file-name order is row order
+        pq.write_table(table.slice(start, {0: 40, 1: 30, 2: 30}[i]), folder / f"p{i}.parquet")
+    (folder / "_SUCCESS").write_text("")  # a marker Spark writes: not a data file
+    found = {}
+    for name in ("test.csv", "test.csv.gz", "test.parquet", "parts"):
+        output = tmp_path / f"from-{name}.csv"
+        result = _predict(run, tmp_path / name, output)
+        assert result.exit_code == 0, (name, result.output)
+        assert json.loads(result.stdout)["id_column"] == "id"
+        found[name] = _read(output)
+    expected = _fit_time_outputs(run)[:, 0]
+    for name, rows in found.items():
+        assert [r["id"] for r in rows] == [r["id"] for r in found["test.csv"]], name
+        assert [r["prediction"] for r in rows] == [r["prediction"] for r in found["test.csv"]]
+        got = np.array([float(r["probability_yes"]) for r in rows])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6, err_msg=name)
+
+
+def test_text_in_a_parquet_numeric_column_names_row_group_and_row(csv_run):
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    tmp_path, run = csv_run
+    table = pcsv.read_csv(tmp_path / "test.csv")
+    charge = [None if v is None else str(v) for v in table.column("charge").to_pylist()]
+    charge[37] = "lots"  # row 7 of row group 3 (10 rows a group)
+    at = table.schema.get_field_index("charge")
+    table = table.set_column(at, "charge", pa.array(charge, pa.string()))
+    pq.write_table(table, tmp_path / "typo.parquet", row_group_size=10)
+    result = _predict(run, tmp_path / "typo.parquet", tmp_path / "typo-parquet.csv")
+    assert result.exit_code == 4, result.output
+    assert "typo.parquet, row group 3, row 7, column 'charge': 'lots' is not a number" in (
+        " ".join(result.output.split())
+    )
+    assert not (tmp_path / "typo-parquet.csv").exists()
+
+
+def test_a_truncated_csv_gz_input_is_a_data_error_naming_the_file(csv_run):
+    tmp_path, run = csv_run
+    whole = gzip.compress((tmp_path / "test.csv").read_bytes())
+    (tmp_path / "cut.csv.gz").write_bytes(whole[: len(whole) // 2])
+    result = _predict(run, tmp_path / "cut.csv.gz", tmp_path / "cut-out.csv")
+    assert result.exit_code == 4, result.output
+    text = " ".join(result.output.split())
+    assert "cut.csv.gz" in text and "not a complete gzip file" in text
+
+
+def test_a_numeric_looking_categorical_column_stays_categorical(csv_run):
+    tmp_path, run = csv_run
+    with open(tmp_path / "test.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    at = rows[0].index("region")
+    for row in rows[1:]:
+        row[at] = "7"  # a number, but the run read region as categories
+    with open(tmp_path / "numbered-region.csv", "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    result = _predict(run, tmp_path / "numbered-region.csv", tmp_path / "numbered-out.csv")
+    assert result.exit_code == 0, result.output
+    warnings = json.loads(result.stdout)["warnings"]
+    assert any("column 'region': 100 row(s)" in w and "'7'" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "the file is empty"), ("id,tenure,charge,calls,plan,contract,region\n", "no data rows")],
+)
+def test_an_empty_or_header_only_table_is_refused(csv_run, text, message):
+    tmp_path, run = csv_run
+    (tmp_path / "hollow.csv").write_text(text)
+    result = _predict(run, tmp_path / "hollow.csv", tmp_path / "hollow-out.csv")
+    assert result.exit_code == 4 and message in result.output, result.output

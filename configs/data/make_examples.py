@@ -1,6 +1,6 @@
 """Write the small example CSV files the csv_*.yaml configs train on (standard library only).
 
-    python configs/data/make_examples.py     # rewrites imbalanced.csv and regression.csv
+    python configs/data/make_examples.py  # rewrites imbalanced.csv, regression.csv(.gz)
 
 The files are fixed by the seeds below, so running this again reproduces them byte for byte.
 
@@ -11,11 +11,14 @@ The files are fixed by the seeds below, so running this again reproduces them by
   overlap, so an unweighted model can score 90% accuracy by mostly answering "no".
 - regression.csv: 300 flats whose price (thousands) is a noisy linear function of the area,
   the number of rooms, the building's age and the district: a tabular regression to recover.
+- regression.csv.gz: the same file gzip'd (no name or time in its header, so it too is
+  reproduced byte for byte), for configs/csv_gzip.yaml.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import random
 from pathlib import Path
 
@@ -79,5 +82,7 @@ def write(path: Path, records: list[dict]) -> None:
 if __name__ == "__main__":
     write(HERE / "imbalanced.csv", imbalanced())
     write(HERE / "regression.csv", regression())
-    for name in ("imbalanced.csv", "regression.csv"):
+    packed = gzip.compress((HERE / "regression.csv").read_bytes(), mtime=0)
+    (HERE / "regression.csv.gz").write_bytes(packed)
+    for name in ("imbalanced.csv", "regression.csv", "regression.csv.gz"):
         print(f"wrote {HERE / name} ({(HERE / name).stat().st_size} bytes)")

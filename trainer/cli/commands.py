@@ -353,7 +353,12 @@ def _json_or(data, json_output: bool, show) -> None:
 def predict(
     run: Annotated[Path, typer.Argument(help="A run directory written by `trainer fit`.")],
     input_path: Annotated[
-        Path, typer.Option("--input", help="A CSV, .npy or .npz file, or a folder of images.")
+        Path,
+        typer.Option(
+            "--input",
+            help="A table (.csv, .csv.gz, .parquet, a folder of .parquet files), "
+            ".npy, .npz, or a folder of images.",
+        ),  # fmt: skip
     ],
     output: Annotated[
         Path, typer.Option(help="predictions.csv, .npy or .npz (the suffix picks the format).")

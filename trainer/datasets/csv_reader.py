@@ -123,16 +123,16 @@ def read_table(
     """
     kinds = kinds or {}
     if is_parquet(path):
-        header, places, read = _parquet(path)
+        header, places, read = open_parquet(path)
         nan_is_missing = True
     else:
         require_data_file(path)
-        header = _header(path, delimiter)
+        header = read_header(path, delimiter)
         places = CsvPlaces(path, delimiter, header)
         nan_is_missing = False
 
         def read(names: list[str]) -> pa.Table:
-            return _read_csv(path, delimiter, header, names, kinds)
+            return read_csv_columns(path, delimiter, header, names, kinds)
 
     table = _start(path, header, target, delimiter, kinds, target_only, known_kinds, places)
     columns = [table.target, *table.features]
@@ -145,16 +145,13 @@ def read_table(
     return table
 
 
-read_csv = read_table  # the name callers knew when only CSV was read
-
-
 def _open_text(path: Path):
     if path.name.lower().endswith(".gz"):
         return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
     return open(path, newline="", encoding="utf-8-sig")
 
 
-def _header(path: Path, delimiter: str) -> list[str]:
+def read_header(path: Path, delimiter: str) -> list[str]:
     return [name.strip() for name in _lines(path, delimiter, header_only=True)]
 
 
@@ -220,7 +217,8 @@ def _null_words() -> list[str]:
     return sorted(words)
 
 
-def _read_csv(path: Path, delimiter: str, header: list[str], names: list[str], kinds) -> pa.Table:
+def read_csv_columns(path: Path, delimiter: str, header: list[str], names: list[str],
+                     kinds) -> pa.Table:  # fmt: skip
     """Arrow's multi-threaded CSV read of ``names``: numbers as float64, other columns as text.
 
     Which columns hold numbers is guessed from the first block (Arrow's inference); a column
@@ -272,7 +270,7 @@ def _read_csv(path: Path, delimiter: str, header: list[str], names: list[str], k
             newlines = True  # a quoted value holding a line break confused the block splitter
 
 
-def _parquet(path: Path):
+def open_parquet(path: Path):
     """The header, the places and the reader of a Parquet file or a folder of them."""
     import pyarrow as pa
     import pyarrow.parquet as pq

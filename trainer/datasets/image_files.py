@@ -47,7 +47,7 @@ def decode(file: Path, image_size: tuple[int, int], color_mode: str) -> np.ndarr
     require_data_file(file)
     try:
         with Image.open(file) as image:
-            image = image.convert(mode)
+            image = image.convert(mode) if image.mode != mode else image
             if image.size != (width, height):
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
             return np.asarray(image).reshape(height, width, channels)

@@ -1,12 +1,15 @@
 """Predictions of a finished run on new data, through exactly the transform the run saved.
 
-The input is read as the run's data was: a CSV file of the run's columns for a ``csv`` run
-(imputed, encoded and scaled with ``preprocessing.json``; other columns, such as the
-target, are ignored), or for every other run NumPy arrays (``.npy``, ``.npz``), a CSV of
-numbers (one flattened sample per row, an optional header) or a folder of images (found and
-resized as ``image_folder`` does), scaled with the run's saved statistics. Every problem is a
-DataError naming the file and what the run expected; problems in reading the input are found
-before TensorFlow starts, a shape the model cannot take once the model is loaded.
+The input is read as the run's data was: for a ``csv`` run a table of the run's columns, in
+any of the formats training reads (``.csv``, ``.csv.gz``, ``.parquet``, a folder of
+``.parquet`` files) and by the same Arrow reader (:mod:`trainer.datasets.csv_reader`), with
+the column kinds the run saved (imputed, encoded and scaled with ``preprocessing.json``;
+other columns, such as the target, are ignored), or for every other run NumPy arrays
+(``.npy``, ``.npz``), a CSV of numbers (one flattened sample per row, an optional header) or
+a folder of images (found and resized as ``image_folder`` does), scaled with the run's saved
+statistics. Every problem is a DataError naming the file and what the run expected (and for a
+table the line, or the row group and row, and the column); problems in reading the input are
+found before TensorFlow starts, a shape the model cannot take once the model is loaded.
 
 The output format follows its suffix: ``.csv`` (an ``id`` column, the prediction, and a
 ``probability_<class>`` column per class), ``.npy`` (the class probabilities, or the
@@ -14,8 +17,8 @@ regression outputs) or ``.npz`` (``ids``, ``predictions`` as class indices or va
 ``probabilities``, ``class_names``).
 
 Ids, one convention for every input: a row's 0-based index among the data rows (the header
-and blank lines not counted; a NumPy file's first axis), except that a CSV run's input
-carries its own ids through (its ``id`` column when the model does not read it, or the
+and blank lines not counted; a NumPy file's first axis), except that a table's rows carry
+their own ids through (its ``id`` column when the model does not read it, or the
 column ``id_column`` names) and an image is named by its path under the folder. An existing
 output is refused (exit 2, before the model loads) unless ``overwrite`` is set, as
 ``trainer export`` refuses one.
@@ -36,12 +39,12 @@ from trainer.core.files import require_data_file
 from trainer.core.registry import did_you_mean
 from trainer.datasets import pipeline, storage
 from trainer.datasets.image_files import is_lazy
-from trainer.datasets.table_columns import MISSING
 from trainer.models import MODELS
 from trainer.training import backend, saved
 
 OUTPUTS = (".csv", ".npy", ".npz")
 MAX_LISTED = 5
+TABLES = ".csv or .csv.gz file, a .parquet file or a folder of .parquet files"
 
 
 def check_output(output: Path, input_path: Path | None = None, overwrite: bool = False) -> None:
@@ -99,7 +102,8 @@ def predict(
         raise DataError(f"{input_path}: not found")
     warnings: list[str] = []
     if state.get("kind") == "table":
-        ids, x, id_column = read_table(input_path, state, warnings, id_column)
+        delimiter = getattr(cfg.dataset, "delimiter", ",")
+        ids, x, id_column = read_table(input_path, state, warnings, id_column, delimiter)
     elif id_column is not None:
         raise UsageError(
             f"--id-column '{id_column}': this run was not trained on a CSV file, so its inputs "
@@ -133,25 +137,32 @@ def predict(
 
 
 def read_table(path: Path, state: dict[str, Any], warnings: list[str],
-               id_column: str | None = None):  # fmt: skip
-    """(row ids, features, the id column used or None) of a CSV laid out like the run's
-    training file. The ids are ``id_column``'s values, else those of an ``id`` column the
-    model does not read, else the rows' 0-based indices."""
+               id_column: str | None = None, delimiter: str = ","):  # fmt: skip
+    """(row ids, features, the id column used or None) of a table laid out like the run's
+    training file: a CSV (``.csv.gz`` too) or Parquet file, or a folder of Parquet files, read
+    by the Arrow reader training uses, with the column kinds the run saved. The ids are
+    ``id_column``'s values, else those of an ``id`` column the model does not read, else the
+    rows' 0-based indices."""
+    from trainer.datasets import csv_reader
     from trainer.datasets.preprocessing import Column, Table, apply_table
+    from trainer.datasets.table_columns import Values
 
-    if path.suffix.lower() != ".csv" or not path.is_file():
+    if path.suffix.lower() in (".npy", ".npz"):
         raise DataError(
-            f"{path}: this run was trained on a CSV file, so it predicts CSV rows",
-            hint="give a .csv file with the training file's columns",
+            f"{path}: this run was trained on a table, so it predicts a table's rows",
+            hint=f"give a {TABLES} with the training file's columns",
         )
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = [name.strip() for name in next(reader, [])]
-            rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise DataError(f"{path}: cannot be read as UTF-8 CSV ({error})") from None
     entries = state["columns"]
+    kinds = {entry["name"]: entry["type"] for entry in entries}
+    parquet = csv_reader.is_parquet(path)
+    if parquet:
+        header, places, read_parquet = csv_reader.open_parquet(path)
+    else:
+        require_data_file(path)  # a FIFO or a device would block or never end
+        header = csv_reader.read_header(path, delimiter)
+        places = csv_reader.CsvPlaces(path, delimiter, header)
+    if not header:
+        raise DataError(f"{path}: the file is empty; expected a header row naming the columns")
     lacking = [e["name"] for e in entries if e["name"] not in header]
     if lacking:
         guesses = "; ".join(f"'{n}': {did_you_mean(n, header)}" for n in lacking[:MAX_LISTED])
@@ -164,52 +175,80 @@ def read_table(path: Path, state: dict[str, Any], warnings: list[str],
         raise DataError(
             f"{path}: has no column '{id_column}' (--id-column); {did_you_mean(id_column, header)}"
         )
-    if id_column is None and "id" in header and "id" not in {e["name"] for e in entries}:
+    if id_column is None and "id" in header and "id" not in kinds:
         id_column = "id"
-    if not rows:
+    names = [*kinds, *([id_column] if id_column and id_column not in kinds else [])]
+    for name in names:
+        if header.count(name) > 1:
+            first = header.index(name)
+            raise DataError(
+                f"{path}, line 1: column '{name}' appears twice in the header (columns "
+                f"{first + 1} and {header.index(name, first + 1) + 1})"
+            )
+    if parquet:
+        data = read_parquet(names)
+    else:  # the saved kinds, never guessed from this file; the ids as text
+        as_read = {**({id_column: "categorical"} if id_column else {}), **kinds}
+        data = csv_reader.read_csv_columns(path, delimiter, header, names, as_read)
+    if data.num_rows == 0:
         raise DataError(f"{path}: has a header but no data rows")
-    index = {name: i for i, name in enumerate(header)}
-    x = np.full((len(rows), len(entries)), np.nan)
+    x = np.full((data.num_rows, len(entries)), np.nan)
     columns = []
-    for j, entry in enumerate(entries):
-        i, name = index[entry["name"]], entry["name"]
-        values = []
-        for line, row in rows:
-            if len(row) != len(header):
-                raise DataError(
-                    f"{path}, line {line}: {len(row)} fields, but the header has {len(header)}"
-                )
-            values.append(row[i].strip())
-        missing = [len(v) < 5 and v.lower() in MISSING for v in values]
-        if entry["type"] == "numeric":
-            for k, (value, gap) in enumerate(zip(values, missing, strict=True)):
-                if gap:
-                    continue
-                try:
-                    x[k, j] = float(value)
-                except ValueError:
-                    raise DataError(
-                        f"{path}, line {rows[k][0]}, column '{name}': {value!r} is not a "
-                        "number, but the model was trained on it as a numeric column",
-                        hint="fix the value, or leave the cell empty to mark it missing",
-                    ) from None
+    for j, (name, kind) in enumerate(kinds.items()):
+        values = Values(name, kind, False, places)
+        try:
+            values.fill(data.column(name), False, parquet)  # NaN is missing in Parquet
+        except DataError as error:  # the hint fits training; here the run fixed the kind
+            raise DataError(
+                error.message,
+                hint=f"the run was trained on '{name}' as a {kind} column: fix the value, or "
+                "leave the cell empty to mark it missing",
+            ) from None
+        if kind == "numeric":
+            x[:, j] = values.numbers
             columns.append(Column(name, "numeric"))
         else:
-            categories = tuple(
-                sorted({v for v, gap in zip(values, missing, strict=True) if not gap})
-            )
-            code = {c: float(n) for n, c in enumerate(categories)}
-            for k, (value, gap) in enumerate(zip(values, missing, strict=True)):
-                if not gap:
-                    x[k, j] = code[value]
-            columns.append(Column(name, "categorical", categories))
+            codes = np.asarray(values.codes)
+            x[:, j] = np.where(codes < 0, np.nan, codes)
+            columns.append(Column(name, "categorical", tuple(values.vocabulary)))
     table = Table(tuple(columns), state["encoding"])
     features, found = apply_table(state, table, x, "input")
     warnings += found
     if id_column is None:
-        return [str(k) for k in range(len(rows))], features, None
-    at = index[id_column]
-    return [row[at].strip() for _, row in rows], features, id_column
+        return [str(k) for k in range(data.num_rows)], features, None
+    ids = _ids(path, id_column, data.column(id_column), kinds.get(id_column), places)
+    return ids, features, id_column
+
+
+def _ids(path: Path, name: str, column, kind: str | None, places) -> list[str]:
+    """The column ``name``'s values as ids, spelled as the file spells them ('' where empty)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from trainer.datasets import csv_reader
+
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    spelled = isinstance(places, csv_reader.CsvPlaces)
+    if spelled and kind == "numeric":
+        ids: list[str | None] = [None] * len(column)  # read as numbers for the model
+    elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        ids = [None if v is None else v.strip() for v in column.to_pylist()]
+    else:
+        try:
+            ids = [None if v is None else v for v in pc.cast(column, pa.string()).to_pylist()]
+        except pa.ArrowException:
+            raise DataError(
+                f"{path}: the id column '{name}' holds {column.type}, which has no text form",
+                hint="name another column with --id-column, or leave it out",
+            ) from None
+    empty = {row for row, value in enumerate(ids) if value is None}
+    if spelled and empty:  # Arrow reads empty cells and 'NA' as null: take the file's text
+        at = places.header.index(name)
+        cells = csv_reader.scan(path, places.delimiter, len(places.header), empty)
+        for row in empty:
+            ids[row] = cells[row][1][at].strip()
+    return [value or "" for value in ids]
 
 
 def read_arrays(path: Path, cfg) -> tuple[list[str], np.ndarray]:
