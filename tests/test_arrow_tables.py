@@ -3,7 +3,6 @@ columns; damaged files and late type breaks are named by file and line or row gr
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 
@@ -23,26 +22,6 @@ SHIPPED = ROOT / "configs" / "data" / "imbalanced.csv"
 
 def params(**overrides):
     return DATASETS.get("csv").params(type="csv", **overrides)
-
-
-@pytest.fixture
-def formats(tmp_path) -> dict[str, Path]:
-    """The shipped churn table as .csv, .csv.gz, .parquet and a folder of three .parquet files."""
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
-
-    paths = {"csv": tmp_path / "t.csv", "gz": tmp_path / "t.csv.gz"}
-    paths["csv"].write_bytes(SHIPPED.read_bytes())
-    paths["gz"].write_bytes(gzip.compress(SHIPPED.read_bytes()))
-    table = pcsv.read_csv(SHIPPED)
-    paths["parquet"] = tmp_path / "t.parquet"
-    pq.write_table(table, paths["parquet"], row_group_size=150)
-    folder = paths["folder"] = tmp_path / "parts"
-    folder.mkdir()
-    for i, start in enumerate((0, 100, 250)):  # name order is row order
-        pq.write_table(table.slice(start, {0: 100, 1: 150, 2: 150}[i]), folder / f"p{i}.parquet")
-    (folder / "_SUCCESS").write_text("")  # a marker Spark writes: not a data file
-    return paths
 
 
 def test_every_format_reads_the_same_columns(formats):

@@ -93,6 +93,7 @@ class RawData:
     y_val: np.ndarray | None = None
     table: Table | None = None  # tabular data: how to impute and encode its raw columns
     warnings: list[str] = field(default_factory=list)  # e.g. rows dropped for missing values
+    storage: dict[str, Any] | None = None  # a table's: read whole or spilled, and why
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,8 @@ def prepare(
         warnings += missing_class_warnings(splits, class_names)
     from trainer.datasets.storage import place
 
-    placed, storage = place(params, {"train": x, "validation": x_val, "test": x_test})
+    splits = {"train": x, "validation": x_val, "test": x_test}
+    placed, storage = place(params, splits, decided=raw.storage)
     x, x_val, x_test = placed["train"], placed["validation"], placed["test"]
     spec = DataSpec(tuple(x.shape[1:]), raw.task, num_classes, target_dim, class_names)
     return Dataset(
@@ -228,7 +230,7 @@ def non_finite_samples(x) -> tuple[int, int] | None:
     """(how many samples of float array ``x`` hold NaN or Inf, the first one's index)."""
     import numpy as np
 
-    from trainer.datasets.image_files import is_lazy
+    from trainer.datasets.lazy import is_lazy
 
     if is_lazy(x) or x.dtype.kind != "f" or not len(x):  # images read later are 0-255, scaled
         return None
@@ -306,7 +308,7 @@ def _transform(raw: RawData, state: dict[str, Any], warnings: list[str]):
             return features
 
         return transform_table, scaling_summary(state)
-    from trainer.datasets.image_files import is_lazy
+    from trainer.datasets.lazy import is_lazy
 
     scaler = scaler_from(state)
 
@@ -383,7 +385,7 @@ def split(x, y, fraction: float, seed: int, task: Task, what: str, class_names=(
     import numpy as np
     from sklearn.model_selection import train_test_split
 
-    from trainer.datasets.image_files import take
+    from trainer.datasets.lazy import take
 
     n_test = math.ceil(len(x) * fraction)  # the sizes train_test_split will make
     n_train = len(x) - n_test
@@ -447,7 +449,7 @@ def _fit_scaler(method: str, x, value_range) -> _Scaler:
     """Fit scaling on the training split only; the same statistics apply to every split."""
     import numpy as np
 
-    from trainer.datasets.image_files import is_lazy
+    from trainer.datasets.lazy import is_lazy
 
     if method == "none":
         return _Scaler(None, None, {})

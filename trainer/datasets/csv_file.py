@@ -17,6 +17,10 @@ encoding and scaling (``standard`` by default; numeric columns only, categories 
 indices) happen in :mod:`trainer.datasets.preprocessing`, fitted on the training split only;
 here the files are read, checked, and rows are dropped for ``missing: drop``. CSV files are
 UTF-8 (a byte-order mark is allowed) with a header row.
+
+Columns are taken one at a time, every split's file alike, into the raw matrix: in memory, or
+(``in_memory: false``, or ``auto`` for a table too large) into a memory-mapped file, each column
+read from the file when it is taken (:mod:`trainer.datasets.spill`).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pydantic import Field, field_validator, model_validator
 from trainer.core.errors import DataError
 from trainer.core.registry import did_you_mean
 from trainer.datasets import DATASETS, RawData, Task
-from trainer.datasets.csv_reader import CsvTable, read_table
+from trainer.datasets.csv_reader import CsvTable, open_table, read_table
 from trainer.datasets.preprocessing import Column, MissingValues, Strategy, Table
 from trainer.datasets.table_columns import Values
 from trainer.datasets.user_data import FileParams, TaskSetting, number_name, resolve_task
@@ -72,6 +76,19 @@ class CsvParams(FileParams):
     test_path: Path | None = Field(
         None,
         description="A table (CSV or Parquet) with the same columns for testing (not test_split).",
+    )
+
+    in_memory: Literal["auto"] | bool = Field(
+        "auto",
+        description="true: read the table whole (fastest); false: read it a column at a time "
+        "into memory-mapped files under spill_dir and train from them (tables larger than "
+        "memory); 'auto': whole when that takes under half the memory available.",
+    )
+    spill_dir: Path | None = Field(
+        None,
+        description="Where a streamed table's columns and features are written (files deleted "
+        "as soon as they are made; they need about 12 bytes a cell): a folder on a disk with "
+        "room; by default the system's temporary folder (TMPDIR).",
     )
 
     COMMON: ClassVar[set[str]] = FileParams.COMMON
@@ -118,45 +135,97 @@ def csv(
     validation_path: Path | None,
     test_path: Path | None,
     task_type: TaskSetting,
+    in_memory: bool | str = "auto",
+    spill_dir: Path | None = None,
 ) -> RawData:
     """Your own table (CSV, .csv.gz, Parquet): numeric and categorical columns, a target."""
     import numpy as np
 
-    train = read_table(path, target, delimiter, columns)
-    kinds = {**columns, **{v.name: v.resolve() for v in train.features}}
+    from trainer.datasets.spill import MappedRows, decide_table, directory_of, spilled
+
+    storage = decide_table(in_memory, path, len(read_columns(path, delimiter)), spill_dir)
+    whole = storage["in_memory"]
+    kinds = dict(columns)  # and each column's type once the training file's values decide it
+    train = open_table(path, target, delimiter, kinds, whole=whole)
+    if whole:  # every column's type is known before the other files are read, typed alike
+        kinds |= {values.name: train.fill(values).resolve() for values in train.features}
     files = {"train": train}
     for split, other in (("validation", validation_path), ("test", test_path)):
         if other is not None:
-            files[split] = _read_like(other, train, kinds, delimiter)
+            files[split] = _open_like(other, train, kinds, delimiter, whole)
     task = target_task(task_type, train)
-
-    strategies = _strategies(train, kinds, missing)
+    _check_strategy_names(train, columns, missing)
+    class_names, targets = target_labels(files, task)
     warnings: list[str] = []
-    _check_missing(files, strategies, missing)
-    keep = {s: _rows_kept(table, strategies, missing, warnings) for s, table in files.items()}
+    keep = {split: ~_target_missing(table, missing) for split, table in files.items()}
 
-    feature_columns = []
-    matrices = {split: np.empty((int(k.sum()), len(train.features))) for split, k in keep.items()}
+    directory = directory_of(spill_dir)
+    width = len(train.features)
+    if whole:
+        matrices = {s: np.empty((t.rows, width)) for s, t in files.items()}
+    else:  # column-major: each column is written, and read for its statistics, in one piece
+        matrices = {s: spilled((t.rows, width), np.float64, directory, "F")
+                    for s, t in files.items()}  # fmt: skip
+    strategies, feature_columns, unfilled = {}, [], {split: [] for split in files}
     for i, values in enumerate(train.features):
+        if values.name not in train.taken:  # streamed: read now, one column at a time
+            kinds[values.name] = train.fill(values).resolve()
         kind = kinds[values.name]
-        per_file = {split: table.features[i] for split, table in files.items()}
+        per_file = {"train": values}
+        for split, table in files.items():
+            if split != "train":  # read as the training file's column is
+                column = table.features[i]
+                column.kind, column.capped = kind, kind != "categorical"
+                per_file[split] = table.fill(column)
+        strategy = _strategy(values.name, kind, missing)
+        if strategy is not None:
+            strategies[values.name] = strategy
         categories: tuple[str, ...] = ()
         if kind == "categorical":
             categories = tuple(sorted(set().union(*(v.vocabulary for v in per_file.values()))))
         for split, column in per_file.items():
-            matrices[split][:, i] = _column(column, kind, categories)[keep[split]]
+            if column.missing and strategy is None:
+                unfilled[split].append(f"{column.name} ({column.missing})")
+            if strategy == "drop" and column.missing:
+                keep[split] &= ~column.missing_mask()
+            matrices[split][:, i] = _column(column, kind, categories)
+            column.release()
         feature_columns.append(Column(values.name, kind, categories))
+    _check_missing(files, unfilled)
+    for split, table in files.items():
+        _check_kept(table, keep[split], warnings)
 
-    class_names, targets = target_labels(files, task)
+    x: dict[str, Any] = {}
+    for split, matrix in matrices.items():
+        rows = np.flatnonzero(keep[split])
+        if whole:
+            x[split] = matrix if len(rows) == len(matrix) else matrix[rows]
+        else:
+            x[split] = MappedRows(matrix, directory, reason=storage).take(rows)
     fill = None if missing is None else missing.fill_value
     table = Table(tuple(feature_columns), encoding, strategies, fill)
     y = {split: targets[split][keep[split]] for split in files}
     return RawData(
-        matrices["train"], y["train"], task,
-        matrices.get("test"), y.get("test"), class_names,
-        default_scaling="standard", x_val=matrices.get("validation"),
-        y_val=y.get("validation"), table=table, warnings=warnings,
+        x["train"], y["train"], task,
+        x.get("test"), y.get("test"), class_names,
+        default_scaling="standard", x_val=x.get("validation"),
+        y_val=y.get("validation"), table=table, warnings=warnings, storage=storage,
     )  # fmt: skip
+
+
+def read_columns(path: Path, delimiter: str) -> list[str]:
+    """The table's column names, from its header or schema (no value is read)."""
+    from trainer.datasets.csv_reader import is_parquet, parquet_files, read_header
+
+    try:
+        if is_parquet(path):
+            import pyarrow.parquet as pq
+
+            files = parquet_files(path)
+            return list(pq.ParquetFile(files[0]).schema_arrow.names) if files else []
+        return read_header(path, delimiter)
+    except Exception:  # noqa: BLE001 - reading the table names what is wrong with it
+        return []
 
 
 def target_task(setting: TaskSetting, table: CsvTable) -> Task:
@@ -165,9 +234,11 @@ def target_task(setting: TaskSetting, table: CsvTable) -> Task:
     return resolve_task(setting, table.target.labels(), table.where_target)
 
 
-def _read_like(path: Path, train: CsvTable, kinds: dict[str, str], delimiter: str) -> CsvTable:
-    """Another split's file, read with the training file's column types."""
-    table = read_table(path, train.target.name, delimiter, kinds, known_kinds=False)
+def _open_like(path: Path, train: CsvTable, kinds: dict[str, str], delimiter: str,
+               whole: bool) -> CsvTable:  # fmt: skip
+    """Another split's file, its columns in the training file's order and types."""
+    table = open_table(path, train.target.name, delimiter, kinds, known_kinds=False,
+                       whole=whole)  # fmt: skip
     names = [v.name for v in train.features]
     by_name = {v.name: v for v in table.features}
     if set(by_name) != set(names):
@@ -183,42 +254,41 @@ def _read_like(path: Path, train: CsvTable, kinds: dict[str, str], delimiter: st
     return table
 
 
-def _strategies(train: CsvTable, kinds, missing: MissingValues | None) -> dict[str, str]:
-    """Each feature column's fill strategy (mean and median mean most_frequent for text)."""
+def _check_strategy_names(train: CsvTable, columns: dict[str, str],
+                          missing: MissingValues | None) -> None:  # fmt: skip
+    """missing.columns names columns the file has, and no mean or median of declared
+    categories (of inferred ones: when the column's values are read)."""
     if missing is None:
-        return {}
-    known = [*train.header]
-    for name, strategy in missing.columns.items():
-        if name not in known:
+        return
+    for name in missing.columns:
+        if name not in train.header:
             raise DataError(
                 f"{train.path}: missing.columns names '{name}', which the file lacks; "
-                f"{did_you_mean(name, known)}"
+                f"{did_you_mean(name, train.header)}"
             )
-        if kinds.get(name) == "categorical" and strategy in ("mean", "median"):
+        if columns.get(name) == "categorical":
+            _strategy(name, "categorical", missing)
+
+
+def _strategy(name: str, kind: str, missing: MissingValues | None) -> str | None:
+    """A feature column's fill strategy (mean and median mean most_frequent for text)."""
+    if missing is None:
+        return None
+    strategy = missing.columns.get(name, missing.strategy)
+    if strategy in ("mean", "median") and kind == "categorical":
+        if name in missing.columns:
             raise DataError(
                 f"missing.columns: '{strategy}' does not apply to the categorical column '{name}'",
                 hint="use most_frequent, constant or drop for it",
             )
-    strategies = {}
-    for values in train.features:
-        strategy = missing.columns.get(values.name, missing.strategy)
-        if strategy in ("mean", "median") and kinds[values.name] == "categorical":
-            strategy = "most_frequent"
-        if strategy is not None:
-            strategies[values.name] = strategy
-    return strategies
+        strategy = "most_frequent"
+    return strategy
 
 
-def _check_missing(files: dict[str, CsvTable], strategies, missing) -> None:
+def _check_missing(files: dict[str, CsvTable], unfilled: dict[str, list[str]]) -> None:
     """Missing values in a column without a strategy: one error naming columns and counts."""
-    problems = []
-    for table in files.values():
-        counts = [
-            f"{v.name} ({v.missing})" for v in table.features
-            if v.missing and v.name not in strategies
-        ]  # fmt: skip
-        if counts:
-            problems.append(f"{table.path}: {', '.join(counts)}")
+    problems = [f"{files[split].path}: {', '.join(counts)}"
+                for split, counts in unfilled.items() if counts]  # fmt: skip
     if problems:
         raise DataError(
             "missing values in columns without a strategy: " + "; ".join(problems),
@@ -227,14 +297,10 @@ def _check_missing(files: dict[str, CsvTable], strategies, missing) -> None:
         )
 
 
-def _rows_kept(table: CsvTable, strategies, missing: MissingValues | None, warnings: list[str]):
-    """Rows to keep: those with a target, and with every 'drop' column present."""
+def _target_missing(table: CsvTable, missing: MissingValues | None):
+    """Rows without a target: an error naming them, unless the config drops them."""
     import numpy as np
 
-    drop = np.zeros(table.rows, dtype=bool)
-    for values in table.features:
-        if strategies.get(values.name) == "drop" and values.missing:
-            drop |= values.missing_mask()
     no_target = table.target.missing_mask()
     target_drop = missing is not None and "drop" in (
         missing.columns.get(table.target.name),
@@ -249,14 +315,16 @@ def _rows_kept(table: CsvTable, strategies, missing: MissingValues | None, warni
             hint="remove those rows, or drop them with missing: {columns: "
             f"{{{table.target.name}: drop}}}}",
         )
-    drop |= no_target
-    if drop.all():
+    return no_target
+
+
+def _check_kept(table: CsvTable, keep, warnings: list[str]) -> None:
+    if not keep.any():
         raise DataError(f"{table.path}: every row has a missing value to drop; no rows are left")
-    if drop.any():
+    if not keep.all():
         warnings.append(
-            f"{table.path}: dropped {int(drop.sum())} of {table.rows} rows with missing values"
+            f"{table.path}: dropped {int((~keep).sum())} of {table.rows} rows with missing values"
         )
-    return ~drop
 
 
 def _column(values: Values, kind: str, categories: tuple[str, ...]):

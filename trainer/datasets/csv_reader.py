@@ -19,7 +19,8 @@ import itertools
 import re
 import zlib
 from bisect import bisect_right
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,10 +98,23 @@ class CsvTable:
     ignored: list[str]
     rows: int
     places: Places
+    reader: Callable[[list[str]], pa.Table] | None = None  # columns by name -> an Arrow table
+    nan_is_missing: bool = False  # Parquet's NaN is a missing value; a CSV's 'nan' text is too
+    held: Any = None  # the columns read at once, until every one is filled
+    taken: set[str] = field(default_factory=set)  # the columns filled so far
 
     @property
     def where_target(self) -> str:
         return f"{self.path}: target column '{self.target.name}'"
+
+    def fill(self, column: Values) -> Values:
+        """Take ``column``'s values from the file (read now, unless the table was read whole)."""
+        data = self.held if self.held is not None else self.reader([column.name])
+        column.fill(data.column(column.name), column is self.target, self.nan_is_missing)
+        self.taken.add(column.name)
+        if len(self.taken) > len(self.features):
+            self.held = None  # every column taken: Arrow's copy can go
+        return column
 
 
 def is_parquet(path: Path) -> bool:
@@ -108,20 +122,31 @@ def is_parquet(path: Path) -> bool:
     return path.is_dir() or path.name.lower().endswith(PARQUET)
 
 
-def read_table(
+def read_table(path: Path, target: str, delimiter: str = ",", **options) -> CsvTable:
+    """Read one table whole (:func:`open_table`'s ``options``), every column filled; every
+    problem is a DataError naming the file and the line or row."""
+    table = open_table(path, target, delimiter, **options)
+    for column in table.features:
+        table.fill(column)
+    return table
+
+
+def open_table(
     path: Path,
     target: str,
     delimiter: str = ",",
     kinds: dict[str, str] | None = None,
     target_only: bool = False,
     known_kinds: bool = True,
+    whole: bool = True,
 ) -> CsvTable:
-    """Read one table; every problem is a DataError naming the file and the line or row.
-
-    ``kinds`` maps column names to numeric, categorical or ignore; with ``known_kinds`` a
-    name the file lacks is an error (a typo in ``dataset.columns``).
-    """
-    kinds = kinds or {}
+    """The table's header and target column; :meth:`CsvTable.fill` takes a feature column's
+    values. ``kinds`` maps column names to numeric, categorical or ignore; with
+    ``known_kinds`` a name the file lacks is an error (a typo in ``dataset.columns``).
+    ``whole``: read every column at once (one parse of a CSV), held until filled; else each
+    column is read when it is filled (for tables larger than memory), with the types
+    ``kinds`` holds then."""
+    kinds = {} if kinds is None else kinds
     if is_parquet(path):
         header, places, read = open_parquet(path)
         nan_is_missing = True
@@ -135,13 +160,14 @@ def read_table(
             return read_csv_columns(path, delimiter, header, names, kinds)
 
     table = _start(path, header, target, delimiter, kinds, target_only, known_kinds, places)
-    columns = [table.target, *table.features]
-    data = read([column.name for column in columns])
+    table.reader, table.nan_is_missing = read, nan_is_missing
+    names = [table.target.name, *(column.name for column in table.features)]
+    data = read(names if whole else names[:1])
+    table.held = data if whole else None
     table.rows = data.num_rows
     if table.rows == 0:
         raise DataError(f"{path}: has a header but no data rows")
-    for column in columns:
-        column.fill(data.column(column.name), column is table.target, nan_is_missing)
+    table.fill(table.target)
     return table
 
 
@@ -270,25 +296,29 @@ def read_csv_columns(path: Path, delimiter: str, header: list[str], names: list[
             newlines = True  # a quoted value holding a line break confused the block splitter
 
 
+def parquet_files(path: Path) -> list[Path]:
+    """A Parquet file, or a folder's, in name order (hidden and _-marker files left out)."""
+    if not path.is_dir():
+        return [path]
+    return sorted(
+        p for p in path.rglob("*") if p.name.lower().endswith(PARQUET)
+        and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+    )  # fmt: skip
+
+
 def open_parquet(path: Path):
     """The header, the places and the reader of a Parquet file or a folder of them."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if path.is_dir():
-        files = sorted(
-            p for p in path.rglob("*") if p.name.lower().endswith(PARQUET)
-            and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
-        )  # fmt: skip
-        if not files:
-            raise DataError(
-                f"{path}: is a directory, not a regular file, and holds no .parquet files to "
-                "read as one table",
-                hint="point dataset.path at a .csv, .csv.gz or .parquet file, or at a folder "
-                "of .parquet files",
-            )
-    else:
-        files = [path]
+    files = parquet_files(path)
+    if not files:
+        raise DataError(
+            f"{path}: is a directory, not a regular file, and holds no .parquet files to "
+            "read as one table",
+            hint="point dataset.path at a .csv, .csv.gz or .parquet file, or at a folder "
+            "of .parquet files",
+        )
     opened, groups, start, header = [], [], 0, None
     for file in files:
         require_data_file(file)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.core.errors import DataError
+from trainer.datasets.lazy import LazyArray
 
 CHANNELS = {"grayscale": ("L", 1), "rgb": ("RGB", 3), "rgba": ("RGBA", 4)}
 CACHE_SUFFIX = ".pixels.npy"
@@ -212,7 +213,7 @@ class ImageSource:
         return digest.hexdigest()[:24]
 
 
-class ImageFiles:
+class ImageFiles(LazyArray):
     """A lazy (images, height, width, channels) array over an :class:`ImageSource`.
 
     ``scale``: (offset, scale) float32 arrays or scalars; read pixels become
@@ -225,69 +226,32 @@ class ImageFiles:
         self.index = np.arange(len(source), dtype=np.int64) if index is None else index
         self.scale = scale
 
-    # --- what NumPy's arrays answer ---------------------------------------------------------
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.source.shape)
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return (len(self.index), *self.source.shape)
+    def raw_dtype(self) -> np.dtype:
+        return np.dtype(np.uint8)
 
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.dtype(np.uint8 if self.scale is None else np.float32)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes the images would take in memory, as this array's dtype."""
-        return int(np.prod(self.shape)) * self.dtype.itemsize
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, key):
-        if isinstance(key, slice):
-            return self.take(self.index[key], positions=True)
-        if isinstance(key, int | np.integer):
-            return self.read(np.asarray([key]))[0]
-        return self.read(np.asarray(key))
-
-    def __array__(self, dtype=None, copy=None):
-        from trainer.datasets.memory import aligned_empty
-
-        out = aligned_empty(self.shape, self.dtype)
-        chunk = 256
-        for low in range(0, len(self), chunk):
-            out[low : low + chunk] = self.read(np.arange(low, min(low + chunk, len(self))))
-        return out if dtype is None else out.astype(dtype, copy=False)
-
-    # --- views and reads --------------------------------------------------------------------
-
-    def take(self, indices, positions: bool = False) -> ImageFiles:
-        """A view of the images at ``indices`` of this array (nothing is read)."""
-        index = np.asarray(indices, dtype=np.int64) if positions else self.index[indices]
+    def view(self, index: np.ndarray) -> ImageFiles:
         return ImageFiles(self.source, index, self.scale)
 
     def scaled(self, offset, scale) -> ImageFiles:
         return ImageFiles(self.source, self.index, (offset, scale))
 
-    def pixels(self, indices: np.ndarray) -> np.ndarray:
+    def raw(self, indices: np.ndarray) -> np.ndarray:
         """The images at ``indices`` of this array, decoded, unscaled (uint8)."""
         return self.source.read(self.index[np.asarray(indices, dtype=np.int64)])
 
-    def read(self, indices: np.ndarray) -> np.ndarray:
-        """The images at ``indices`` of this array, decoded (and scaled)."""
-        pixels = self.pixels(indices)
-        if self.scale is None:
-            return pixels
-        offset, scale = self.scale
-        scaled = pixels.astype(np.float32)
-        if offset is not None:
-            scaled -= offset
-            scaled /= scale
-        return scaled
+    pixels = raw
+
+    @property
+    def failure(self) -> DataError | None:
+        return self.source.failure
+
+    def describe(self) -> str:
+        return f"{len(self):,} files"
 
     @property
     def decoded(self) -> int:
@@ -319,12 +283,3 @@ class ImageFiles:
         mean = total / max(1, len(self))
         variance = np.maximum(squares / max(1, len(self)) - np.square(mean), 0.0)
         return mean.astype(np.float32), np.sqrt(variance).astype(np.float32)
-
-
-def is_lazy(x) -> bool:
-    return isinstance(x, ImageFiles)
-
-
-def take(x, indices):
-    """Rows ``indices`` of ``x``: a view for lazy images (nothing read), else NumPy's copy."""
-    return x.take(indices) if is_lazy(x) else x[indices]

@@ -47,7 +47,7 @@ def resample(x: np.ndarray, y: np.ndarray, method: str, seed: int):
         else:
             chosen.append(rng.choice(members, counts.min(), replace=False))
     order = rng.permutation(np.concatenate(chosen))
-    from trainer.datasets.image_files import take
+    from trainer.datasets.lazy import take
 
     return take(x, order), y[order]
 

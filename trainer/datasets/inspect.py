@@ -31,8 +31,9 @@ def inspect(params: DatasetParams, seed: int = 0) -> dict[str, Any]:
       the model's inputs after encoding (CSV);
     - ``splits``: ``{train, validation, test}`` sizes; ``class_balance``: ``{split: {class:
       count}}``;
-    - ``storage`` (image folders): whether training would hold the images in memory or
-      stream them, and why (``trainer.datasets.storage``); no image is decoded here;
+    - ``storage`` (image folders, tables): whether training would hold the data in memory or
+      stream it, and why (``trainer.datasets.storage``, ``trainer.datasets.spill``); no
+      image is decoded here, and a streamed table is read a column at a time;
     - ``warnings``: what training would warn about (a class missing from a split, rows
       dropped, categories unseen in training);
     - ``problems``: the errors that would stop training, as messages.
@@ -66,7 +67,7 @@ def inspect(params: DatasetParams, seed: int = 0) -> dict[str, Any]:
     except DataError as error:
         _add(problems, error)
         return report
-    if streamed:
+    if streamed and not csv:  # a table's was decided before its columns were read
         from trainer.datasets.storage import decide
 
         splits = {"train": data.x_train, "validation": data.x_val, "test": data.x_test}
@@ -129,11 +130,13 @@ def _describe_csv(params, report: dict[str, Any]) -> None:
     files.update({s: p for s, p in (("validation", params.validation_path),
                                     ("test", params.test_path)) if p is not None})  # fmt: skip
     report["target"] = params.target
+    whole = _table_storage(params, report)
     tables = {}
     for split, path in files.items():
         report["files"][split] = {"path": str(path), "rows": None}
         try:
-            table = csv_reader.read_table(path, params.target, params.delimiter, params.columns)
+            table = csv_reader.open_table(path, params.target, params.delimiter, params.columns,
+                                          whole=whole)  # fmt: skip
         except DataError as error:
             _add(report["problems"], error)
             continue
@@ -154,13 +157,19 @@ def _describe_csv(params, report: dict[str, Any]) -> None:
             row["distinct"] = train.target.labels().distinct
         else:
             values = next(v for v in train.features if v.name == name)
-            try:
+            found = [(t, v) for t in tables.values() for v in t.features if v.name == name]
+            try:  # each file's column read now: one column in memory at a time when streamed
+                for table, column in found:
+                    table.fill(column)
                 row["type"] = values.resolve()
             except DataError as error:
                 _add(report["problems"], error)
                 row["type"] = "invalid"
             row["missing"] = _sum_missing(tables, name)
             row["distinct"] = values.distinct
+            if not whole:
+                for _, column in found:
+                    column.release()
         columns.append(row)
         if row["missing"]:
             report["missing"][name] = row["missing"]
@@ -176,6 +185,20 @@ def _describe_csv(params, report: dict[str, Any]) -> None:
     else:
         labels = np.concatenate([t[t >= 0] for t in targets.values()])
         report["classes"] = _counts(labels, names)
+
+
+def _table_storage(params, report: dict[str, Any]) -> bool:
+    """Whether training would read the table whole (``storage``, as for image folders)."""
+    from trainer.datasets.csv_file import read_columns
+    from trainer.datasets.spill import decide_table
+
+    try:
+        columns = len(read_columns(params.path, params.delimiter))
+        report["storage"] = decide_table(params.in_memory, params.path, columns, params.spill_dir)
+    except DataError as error:
+        _add(report["problems"], error)
+        return True
+    return report["storage"]["in_memory"]
 
 
 def _sum_missing(tables, name: str) -> int:

@@ -199,11 +199,11 @@ class TrainingBatches(NumpyBatches):
                  class_weight: dict[int, float] | None = None) -> None:  # fmt: skip
         import tensorflow as tf
 
-        from trainer.datasets.image_files import is_lazy
+        from trainer.datasets.lazy import is_lazy
 
         super().__init__(x, y, batch_size, seed, shuffle, class_weight)
         self._y = tf.constant(y)
-        if is_lazy(x):  # streamed: each batch's images are read as the pipeline reaches them
+        if is_lazy(x):  # streamed: each batch is read as the pipeline reaches it
             self._x = self.features = x
             return
         self._x = shared_tensor(x)
@@ -214,7 +214,7 @@ class TrainingBatches(NumpyBatches):
     def _batches(self, indices, weights, start_step: int):
         import tensorflow as tf
 
-        from trainer.datasets.image_files import is_lazy
+        from trainer.datasets.lazy import is_lazy
 
         first = start_step * self.batch_size
         features, targets = self._x, self._y
@@ -239,19 +239,21 @@ class TrainingBatches(NumpyBatches):
 STREAMED_PREFETCH = 2  # batches decoded ahead of the model: memory is (this + in flight) batches
 
 
-def streamed_gather(images, targets=None):
-    """A tf.data map function reading a batch of images (Pillow, in threads, through Python),
-    then scaling them in the graph: uint8 crosses from Python, 4 times less than float32, and
-    the scaling's float32 subtraction and division give the bits NumPy's give in memory."""
+def streamed_gather(samples, targets=None):
+    """A tf.data map function reading a batch of a lazy array through Python (images decoded
+    by Pillow in threads, a table's rows from its memory-mapped file), then scaling them in the
+    graph: images cross from Python as uint8, 4 times less than float32, and the scaling's
+    float32 subtraction and division give the bits NumPy's give in memory."""
     import tensorflow as tf
 
-    shape = images.shape[1:]
-    offset, scale = images.scale if images.scale is not None else (None, None)
+    shape = samples.shape[1:]
+    offset, scale = samples.scale if samples.scale is not None else (None, None)
+    stored = tf.as_dtype(samples.raw_dtype)
 
     def gather(batch, *weight):
-        x = tf.numpy_function(images.pixels, [batch], tf.uint8, stateful=False)
+        x = tf.numpy_function(samples.raw, [batch], stored, stateful=False)
         x.set_shape((None, *shape))
-        if images.scale is not None:
+        if samples.scale is not None:
             x = tf.cast(x, tf.float32)
             if offset is not None:
                 x = (x - tf.constant(offset, tf.float32)) / tf.constant(scale, tf.float32)
@@ -262,15 +264,15 @@ def streamed_gather(images, targets=None):
     return gather
 
 
-def streamed_batches(images, targets, batch_size: int):
-    """``images`` (and ``targets``) in order, in batches, read as tf.data reaches them."""
+def streamed_batches(samples, targets, batch_size: int):
+    """``samples`` (and ``targets``) in order, in batches, read as tf.data reaches them."""
     import tensorflow as tf
 
     return (
-        tf.data.Dataset.range(len(images))
+        tf.data.Dataset.range(len(samples))
         .batch(batch_size)
         .map(
-            streamed_gather(images, None if targets is None else tf.constant(targets)),
+            streamed_gather(samples, None if targets is None else tf.constant(targets)),
             num_parallel_calls=STREAMED_PREFETCH,
         )  # fmt: skip
         .prefetch(STREAMED_PREFETCH)

@@ -73,9 +73,11 @@ def fit_table(table: Table, x: np.ndarray, scaling: str) -> dict[str, Any]:
     """Learn fill values, vocabularies and scaling from the training split ``x``."""
     import numpy as np
 
+    from trainer.datasets.lazy import is_lazy
+
     entries = []
     for i, column in enumerate(table.columns):
-        values = x[:, i]
+        values = x.column(i) if is_lazy(x) else x[:, i]  # a streamed table: one column read
         present = values[~np.isnan(values)]
         strategy = table.strategies.get(column.name)
         entry: dict[str, Any] = {"name": column.name, "type": column.kind, "missing": strategy}
@@ -191,19 +193,39 @@ def _scaling(method: str, values) -> tuple[float, float]:
     return mean, std if std > 0 else 1.0
 
 
-def apply_table(
-    state: dict[str, Any], table: Table, x: np.ndarray, split: str
-) -> tuple[np.ndarray, list[str]]:
+def apply_table(state: dict[str, Any], table: Table, x, split: str) -> tuple[np.ndarray, list[str]]:
     """Transform the raw matrix ``x`` of one split with fitted (or saved) ``state``.
 
     Returns the float32 features and warnings (categories never seen in training, which
-    encode as all zeros with one-hot encoding and as -1 with integer encoding).
+    encode as all zeros with one-hot encoding and as -1 with integer encoding). A streamed
+    table's features are written, a chunk of rows at a time, into a file beside its raw
+    matrix (:mod:`trainer.datasets.spill`); they are the same bits as in memory.
     """
-    import numpy as np
+
+    from trainer.datasets.lazy import is_lazy
 
     entries = _check_state(state, table)
+    names = feature_names(entries, state["encoding"])
+    unseen: dict[str, list] = {}  # column -> [rows, the categories seen]
+    if not is_lazy(x):
+        features = _apply_rows(entries, state, table, x, split, unseen)
+        _check_finite(features, names, split)
+        return features, _unseen_warnings(unseen, split, state["encoding"])
+    out = x.spill(len(names))  # a streamed table's: a file beside its raw matrix
+    for low, rows in x.chunks():
+        features = _apply_rows(entries, state, table, rows, split, unseen, first=low)
+        _check_finite(features, names, split, first=low)
+        out.data[low : low + len(rows)] = features
+    return out, _unseen_warnings(unseen, split, state["encoding"])
+
+
+def _apply_rows(entries, state, table: Table, x: np.ndarray, split: str, unseen: dict,
+                first: int = 0) -> np.ndarray:  # fmt: skip
+    """The float32 features of the raw rows ``x`` (rows ``first`` on of the split)."""
+    import numpy as np
+
     index = {column.name: i for i, column in enumerate(table.columns)}
-    blocks, warnings = [], []
+    blocks = []
     for entry in entries:
         name = entry["name"]
         column = table.columns[index[name]]
@@ -211,8 +233,9 @@ def apply_table(
         missing = np.isnan(values)
         if missing.any() and entry.get("fill") is None:
             raise DataError(
-                f"column '{name}' has {int(missing.sum())} missing value(s) in the {split} "
-                "split, and the preprocessing has no fill value for it",
+                f"column '{name}' has missing value(s) in the {split} split (the first in row "
+                f"{first + int(np.flatnonzero(missing)[0]) + 1}), and the preprocessing has no "
+                "fill value for it",
                 hint="set dataset.missing (e.g. missing: {strategy: median})",
             )
         if column.kind == "numeric":
@@ -225,15 +248,11 @@ def apply_table(
         codes[~missing] = lookup[values[~missing].astype(np.int64)]
         if missing.any():
             codes[missing] = vocabulary.get(entry["fill"], -1)
-        unseen = (codes < 0) & ~missing
-        if unseen.any():
-            examples = sorted({column.categories[int(c)] for c in values[unseen]})
-            listed = ", ".join(repr(e) for e in examples[:MAX_LISTED])
-            warnings.append(
-                f"column '{name}': {int(unseen.sum())} row(s) of the {split} split hold "
-                f"categories the training split lacks ({listed}); they encode as "
-                + ("all zeros" if state["encoding"] == "onehot" else "-1")
-            )
+        new = (codes < 0) & ~missing
+        if new.any():
+            seen = unseen.setdefault(name, [0, set()])
+            seen[0] += int(new.sum())
+            seen[1] |= {column.categories[int(c)] for c in values[new]}
         if state["encoding"] == "onehot":
             block = np.zeros((len(values), len(vocabulary)), dtype=np.float64)
             rows = np.flatnonzero(codes >= 0)
@@ -242,9 +261,19 @@ def apply_table(
         else:
             blocks.append(codes[:, None].astype(np.float64))
     features = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(x), 0))
-    features = features.astype(np.float32)
-    _check_finite(features, feature_names(entries, state["encoding"]), split)
-    return features, warnings
+    return features.astype(np.float32)
+
+
+def _unseen_warnings(unseen: dict[str, list], split: str, encoding: str) -> list[str]:
+    warnings = []
+    for name, (rows, categories) in unseen.items():
+        listed = ", ".join(repr(e) for e in sorted(categories)[:MAX_LISTED])
+        warnings.append(
+            f"column '{name}': {rows} row(s) of the {split} split hold categories the training "
+            f"split lacks ({listed}); they encode as "
+            + ("all zeros" if encoding == "onehot" else "-1")
+        )
+    return warnings
 
 
 def _check_state(state: dict[str, Any], table: Table) -> list[dict[str, Any]]:
@@ -275,7 +304,7 @@ def _check_state(state: dict[str, Any], table: Table) -> list[dict[str, Any]]:
     return entries
 
 
-def _check_finite(features, names: list[str], split: str) -> None:
+def _check_finite(features, names: list[str], split: str, first: int = 0) -> None:
     import numpy as np
 
     bad = ~np.isfinite(features)
@@ -284,6 +313,7 @@ def _check_finite(features, names: list[str], split: str) -> None:
         name = names[col] if col < len(names) else str(col)
         raise DataError(
             f"column '{name}' holds non-finite values after imputation and scaling in the "
-            f"{split} split ({int(bad[:, col].sum())} value(s), the first in row {row + 1})",
+            f"{split} split ({int(bad[:, col].sum())} value(s), the first in row "
+            f"{first + row + 1})",
             hint="values beyond float32's range (about 3.4e38) overflow; rescale the column",
         )

@@ -6,8 +6,9 @@ fast path (one array per split, shared with TensorFlow without a copy, fused ste
 the prefetch depth and the cache, not by the folder's size; ``auto`` keeps them in memory
 when the scaled splits (float32, 4 bytes a value) take at most half the memory available now
 (``/proc/meminfo``'s MemAvailable, or the cgroup's limit when lower). The choice and its reason
-go into ``environment.json`` (``data``) and the start-up lines. Datasets read from tables and
-archives are always in memory.
+go into ``environment.json`` (``data``) and the start-up lines. A table (``csv``) takes the
+same setting, decided by its loader before it reads a value (:mod:`trainer.datasets.spill`);
+archives (``npz``) are always in memory.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.datasets.image_files import is_lazy
+from trainer.datasets.lazy import is_lazy
 
 SHARE = 0.5  # of the available memory the prepared splits may take under 'auto'
 
@@ -47,9 +48,19 @@ def gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
-def place(params, splits: dict[str, Any], available: int | None = None):
-    """``splits`` (name -> x) read into memory or left streamed, and what was decided why."""
-    described = decide(params, splits, available)
+def size(n: int) -> str:
+    """Bytes in the largest unit that keeps a whole number: '0 B', '96.0 KiB', '2.4 GiB'."""
+    for power, unit in ((3, "GiB"), (2, "MiB"), (1, "KiB")):
+        if n >= 1024**power:
+            return f"{n / 1024**power:.1f} {unit}"
+    return f"{n} B"
+
+
+def place(params, splits: dict[str, Any], available: int | None = None,
+          decided: dict[str, Any] | None = None):  # fmt: skip
+    """``splits`` (name -> x) read into memory or left streamed, and what was decided why
+    (``decided``: what the loader decided already, as a table's does before reading it)."""
+    described = decided if decided is not None else decide(params, splits, available)
     if described["in_memory"]:
         splits = {name: (np.asarray(x) if is_lazy(x) else x) for name, x in splits.items()}
     return splits, described
@@ -124,6 +135,6 @@ def reported(*arrays):
         yield
     except Exception:
         for x in arrays:
-            if is_lazy(x) and x.source.failure is not None:
-                raise x.source.failure from None
+            if is_lazy(x) and x.failure is not None:
+                raise x.failure from None
         raise

@@ -140,6 +140,10 @@ class Values:
         self.codes = codes.astype(np.int32, copy=False)
         self.vocabulary = {name(value): code for code, value in enumerate(dictionary.to_pylist())}
 
+    def release(self) -> None:
+        """Let the values go (a streamed table's column, once written); counts stay."""
+        self.numbers = self.codes = None
+
     def _not_finite(self, row: int, value: str) -> None:
         raise DataError(
             f"{self.places.at(row)}, column '{self.name}': {value!r} is not a finite number",

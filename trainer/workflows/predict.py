@@ -38,7 +38,7 @@ from trainer.core.errors import DataError, UsageError
 from trainer.core.files import require_data_file
 from trainer.core.registry import did_you_mean
 from trainer.datasets import pipeline, storage
-from trainer.datasets.image_files import is_lazy
+from trainer.datasets.lazy import is_lazy
 from trainer.models import MODELS
 from trainer.training import backend, saved
 
