@@ -201,6 +201,7 @@ def apply_table(state: dict[str, Any], table: Table, x, split: str) -> tuple[np.
     table's features are written, a chunk of rows at a time, into a file beside its raw
     matrix (:mod:`trainer.datasets.spill`); they are the same bits as in memory.
     """
+    import numpy as np
 
     from trainer.datasets.lazy import is_lazy
 
@@ -208,24 +209,28 @@ def apply_table(state: dict[str, Any], table: Table, x, split: str) -> tuple[np.
     names = feature_names(entries, state["encoding"])
     unseen: dict[str, list] = {}  # column -> [rows, the categories seen]
     if not is_lazy(x):
-        features = _apply_rows(entries, state, table, x, split, unseen)
+        from trainer.datasets.memory import aligned_empty
+
+        features = aligned_empty((len(x), len(names)), np.float32)  # shareable with TensorFlow
+        _apply_rows(entries, state, table, x, split, unseen, features)
         _check_finite(features, names, split)
         return features, _unseen_warnings(unseen, split, state["encoding"])
     out = x.spill(len(names))  # a streamed table's: a file beside its raw matrix
     for low, rows in x.chunks():
-        features = _apply_rows(entries, state, table, rows, split, unseen, first=low)
+        features = out.data[low : low + len(rows)]
+        _apply_rows(entries, state, table, rows, split, unseen, features, first=low)
         _check_finite(features, names, split, first=low)
-        out.data[low : low + len(rows)] = features
     return out, _unseen_warnings(unseen, split, state["encoding"])
 
 
 def _apply_rows(entries, state, table: Table, x: np.ndarray, split: str, unseen: dict,
-                first: int = 0) -> np.ndarray:  # fmt: skip
-    """The float32 features of the raw rows ``x`` (rows ``first`` on of the split)."""
+                out: np.ndarray, first: int = 0) -> np.ndarray:  # fmt: skip
+    """Write the float32 features of the raw rows ``x`` (rows ``first`` on of the split) into
+    ``out``, a column block at a time: no float64 copy of the whole is ever made."""
     import numpy as np
 
     index = {column.name: i for i, column in enumerate(table.columns)}
-    blocks = []
+    at = 0  # the next feature column of out
     for entry in entries:
         name = entry["name"]
         column = table.columns[index[name]]
@@ -240,7 +245,8 @@ def _apply_rows(entries, state, table: Table, x: np.ndarray, split: str, unseen:
             )
         if column.kind == "numeric":
             filled = np.where(missing, entry["fill"] if missing.any() else 0.0, values)
-            blocks.append(((filled - entry["offset"]) / entry["scale"])[:, None])
+            out[:, at] = (filled - entry["offset"]) / entry["scale"]  # float64, then rounded
+            at += 1
             continue
         vocabulary = {category: i for i, category in enumerate(entry["categories"])}
         lookup = np.array([vocabulary.get(c, -1) for c in column.categories] or [-1])
@@ -254,14 +260,15 @@ def _apply_rows(entries, state, table: Table, x: np.ndarray, split: str, unseen:
             seen[0] += int(new.sum())
             seen[1] |= {column.categories[int(c)] for c in values[new]}
         if state["encoding"] == "onehot":
-            block = np.zeros((len(values), len(vocabulary)), dtype=np.float64)
+            block = out[:, at : at + len(vocabulary)]
+            block[...] = 0.0
             rows = np.flatnonzero(codes >= 0)
             block[rows, codes[rows]] = 1.0
-            blocks.append(block)
+            at += len(vocabulary)
         else:
-            blocks.append(codes[:, None].astype(np.float64))
-    features = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(x), 0))
-    return features.astype(np.float32)
+            out[:, at] = codes
+            at += 1
+    return out
 
 
 def _unseen_warnings(unseen: dict[str, list], split: str, encoding: str) -> list[str]:

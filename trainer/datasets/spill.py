@@ -31,9 +31,11 @@ from trainer.core.errors import DataError
 from trainer.datasets.lazy import LazyArray
 
 CHUNK_ROWS = 65_536  # rows transformed at a time
-# Bytes a table's cell takes while it is read whole: Arrow's column, the values taken from it,
-# the raw float64 matrix, the split's copy and its float32 features (measured: bench/tables.py).
-IN_MEMORY_BYTES_PER_CELL = 32
+# Bytes a table's cell takes at the peak of a run that reads it whole (Arrow's columns, the
+# values taken from them, the raw float64 matrix, each split's copy and float32 features):
+# 2.16 GiB over a spilled run's for 2,000,000 x 30 cells with 3 one-hot columns
+# (bench/spill.py, 2026-12-04); wider one-hot encodings take more.
+IN_MEMORY_BYTES_PER_CELL = 40
 SAMPLE_BYTES = 1 << 20  # of a CSV file, to estimate its rows
 
 
