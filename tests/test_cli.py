@@ -64,7 +64,9 @@ def test_fit_writes_a_complete_run_directory(finished_run):
     assert environment["seed"] == 1 and environment["versions"]["keras"]
     assert environment["training"]["epochs_run"] == 3
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert saved["training"]["epochs"] == 3 and saved["loss"] == "sparse_categorical_crossentropy"
+    assert saved["training"]["epochs"] == 3 and saved["loss"] == {
+        "type": "sparse_categorical_crossentropy"
+    }
 
 
 def test_history_of_a_run_counted_from_zero_is_renumbered_on_resume(tmp_path):

@@ -168,7 +168,7 @@ WRONG_TYPES = cases(
     ("metric name", "dataset: digits\nmetrics: [accuracy, acuracy]\n",
      "metrics.1 (line 2)", "got 'acuracy'", "did you mean 'accuracy'?"),
     ("loss name", "dataset: digits\nloss: mean_squared_eror\n",
-     "loss (line 2)", "did you mean 'mean_squared_error'?"),
+     "loss.type (line 2)", "did you mean 'mean_squared_error'?"),
     ("scaling", "dataset:\n  type: digits\n  scaling: standrd\n",
      "dataset.scaling (line 3)", "did you mean 'standard'?"),
     ("bool batch size", "dataset: digits\ntraining:\n  batch_size: true\n",
@@ -258,14 +258,15 @@ CROSS_CHECKS = cases(
      "metrics (line 2)", "lists a metric twice"),
     ("regression loss on classification", "dataset: digits\nloss: mean_squared_error\n",
      "loss (line 2)", "'mean_squared_error' does not fit the multiclass task of dataset "
-     "'digits'", "use one of: sparse_categorical_crossentropy", "leave loss out"),
+     "'digits'", "use one of: categorical_crossentropy, ", "sparse_categorical_crossentropy",
+     "leave loss out"),
     ("multiclass loss on binary", "dataset:\n  type: synthetic_classification\n"
      "loss: sparse_categorical_crossentropy\n",
      "loss (line 3)", "does not fit the binary task",
      "use one of: binary_crossentropy, binary_focal_crossentropy, hinge"),
     ("classification loss on regression", "dataset: synthetic_linear\nloss: hinge\n",
      "loss (line 2)", "does not fit the regression task",
-     "mean_squared_error, mean_absolute_error, huber, log_cosh"),
+     "use one of: huber, log_cosh, mean_absolute_error, "),
     ("gd with integer batch_size", "dataset: digits\noptimizer: gd\ntraining:\n"
      "  batch_size: 64\n",
      "training.batch_size (line 4)", "optimizer 'gd' is full-batch gradient descent",
@@ -467,7 +468,7 @@ def test_bare_string_shorthand(write):
 def test_task_defaults(write, dataset, metrics, loss):
     cfg = load_config(write(f"dataset: {dataset}\n"))
     assert cfg.metrics == metrics
-    assert cfg.loss == loss
+    assert cfg.loss.type == loss
     assert cfg.model.type == "fnn" and cfg.training.epochs == 10
 
 
@@ -654,7 +655,7 @@ def test_cli_show_fills_defaults(write):
     assert shown["training"]["epochs"] == 10
     assert shown["training"]["batch_size"] == 32
     assert shown["metrics"] == list(CLASSIFICATION_METRICS)
-    assert shown["loss"] == "sparse_categorical_crossentropy"
+    assert shown["loss"] == {"type": "sparse_categorical_crossentropy"}
     assert shown["dataset"] == {
         "type": "digits", "validation_split": 0.1, "test_split": 0.2, "limit": None,
         "scaling": "default", "augmentation": None,
@@ -671,7 +672,7 @@ def test_cli_show_regression_defaults_and_overrides(write):
     assert result.exit_code == EXIT_OK, result.output
     shown = yaml.safe_load(result.stdout)
     assert shown["metrics"] == list(REGRESSION_METRICS)
-    assert shown["loss"] == "mean_squared_error"
+    assert shown["loss"] == {"type": "mean_squared_error"}
     assert shown["model"]["units"] == [8, 4]
     assert shown["training"]["epochs"] == 3
 

@@ -48,9 +48,9 @@ def test_the_readme_names_every_package_and_only_packages_that_exist():
         assert (ROOT / path).is_file(), path
 
 
-def test_no_top_level_module_but_the_entry_points_and_the_optimizer_table():
+def test_no_top_level_module_but_the_entry_points_and_the_optimizer_and_loss_tables():
     modules = {p.name for p in PACKAGE.glob("*.py")}
-    assert modules == {"__init__.py", "__main__.py", "optimizers.py"}
+    assert modules == {"__init__.py", "__main__.py", "optimizers.py", "losses.py"}
 
 
 def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:

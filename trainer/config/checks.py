@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 
 from trainer.core.registry import did_you_mean
 from trainer.datasets import DATASETS
+from trainer.losses import tasks as loss_tasks
 from trainer.models import MODELS
 from trainer.models.inputs import SHAPES
 from trainer.optimizers import OPTIMIZERS
 from trainer.settings.sections import UNSUPPORTED
-from trainer.settings.vocabulary import CLASSIFICATION_METRICS, LOSSES, REGRESSION_METRICS
+from trainer.settings.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 if TYPE_CHECKING:
     from trainer.config.schema import Config
@@ -39,12 +40,14 @@ def check_metrics_fit_task(cfg: Config) -> Iterator[Problem]:
 
 
 def check_loss_fits_task(cfg: Config) -> Iterator[Problem]:
-    if cfg.task not in LOSSES[cfg.loss]:
-        fitting = [name for name, tasks in LOSSES.items() if cfg.task in tasks]
+    fits = loss_tasks()
+    if cfg.task not in fits[cfg.loss.type]:
+        fitting = [name for name, tasks in fits.items() if cfg.task in tasks]
         yield (
             ("loss",),
             (
-                f"'{cfg.loss}' does not fit the {cfg.task} task of dataset '{cfg.dataset.type}'; "
+                f"'{cfg.loss.type}' does not fit the {cfg.task} task of dataset "
+                f"'{cfg.dataset.type}'; "
                 f"use one of: {', '.join(fitting)} (or leave loss out to infer it)"
             ),
         )

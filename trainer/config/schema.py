@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 from pydantic.json_schema import GenerateJsonSchema
 
 from trainer.datasets import DATASETS
+from trainer.losses import LOSSES
 from trainer.models import MODELS
 from trainer.optimizers import OPTIMIZERS
 from trainer.settings.sections import (
@@ -30,7 +31,7 @@ from trainer.settings.sections import (
     Tracking,
     Training,
 )
-from trainer.settings.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS, Loss, Metric
+from trainer.settings.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS, Metric
 
 FLOAT32_MAX = 3.4028234663852886e38  # the model computes in float32: larger numbers are inf
 
@@ -56,7 +57,11 @@ class Config(Section):
         default_factory=Tracking, description="TensorBoard logs (on) and MLflow (off)."
     )
     metrics: list[Metric] | None = Field(None, description="Default: every metric of the task.")
-    loss: Loss | None = Field(None, description="Default: inferred from the dataset's task.")
+    loss: LOSSES.params_union() | None = Field(  # type: ignore[valid-type]
+        None,
+        description="A Keras loss by name, or {type: NAME, its keyword arguments}; "
+        "default: inferred from the dataset's task.",
+    )
 
     @model_validator(mode="after")
     def _fill_task_defaults(self) -> Config:
@@ -67,7 +72,7 @@ class Config(Section):
         if self.loss is None:
             from trainer.settings.vocabulary import DEFAULT_LOSS
 
-            self.loss = DEFAULT_LOSS[task]
+            self.loss = LOSSES.get(DEFAULT_LOSS[task]).params()
         return self
 
     @property

@@ -81,7 +81,7 @@ def config_checks(family: str) -> Callable[[Config], Iterator[tuple[tuple, str]]
                 f"model '{family}' needs pixels in [0, 1], but scaling is "
                 f"'{cfg.dataset.scaling}'; use scaling: unit (or leave it out)",
             )
-        if cfg.loss != DEFAULT_LOSS[cfg.task]:
+        if cfg.loss.type != DEFAULT_LOSS[cfg.task]:
             yield ("loss",), f"model '{family}' defines its own loss; remove `loss`"
         if getattr(cfg.training, "class_weight", "none") != "none":
             yield (

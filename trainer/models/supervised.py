@@ -23,10 +23,12 @@ if TYPE_CHECKING:
 
 
 def compile(model, cfg: Config, make_optimizer, **options) -> None:  # noqa: A001
+    from trainer.losses import build
+
+    loss = build(cfg.loss, num_classes=int(model.output_shape[-1]))
     model.compile(
-        optimizer=make_optimizer(cfg.optimizer), loss=cfg.loss, metrics=epoch_metrics(cfg),
-        **options,
-    )  # fmt: skip
+        optimizer=make_optimizer(cfg.optimizer), loss=loss, metrics=epoch_metrics(cfg), **options
+    )
 
 
 def targets(x, y):

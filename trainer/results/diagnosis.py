@@ -473,7 +473,7 @@ def _training_values(h: History) -> list[tuple[str, float]]:
         values = h.get(name)
         if values is not None:
             found.append((name, values[-1]))
-    default_loss = h.cfg is None or h.cfg.loss == DEFAULT_LOSS.get(h.cfg.task)
+    default_loss = h.cfg is None or h.cfg.loss.type == DEFAULT_LOSS.get(h.cfg.task)
     if default_loss and h.get("loss") is not None:
         found.append(("loss", h.columns["loss"][-1]))
     return found

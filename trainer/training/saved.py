@@ -77,6 +77,9 @@ def load_model(run_dir: Path, cfg: Config):
         import importlib
 
         importlib.import_module(module)
+    from trainer.losses import one_hot_labels
+
+    one_hot_labels()  # registers the trainer's loss wrapper, which a compiled model may name
     path = check_archive(run_dir / "model.keras", run_dir)
     try:
         model = keras.saving.load_model(path, safe_mode=True)
