@@ -100,6 +100,7 @@ def test_imagenet_offline_is_a_data_error_saying_where_the_file_goes(monkeypatch
         ({"weights": "missing.weights.h5"}, "no weights file at missing.weights.h5"),
         ({"architecture": "resnet51"}, "resnet50_v2"),
         ({"freeze": -1}, "freeze takes all, none or a number"),
+        ({"freeze": "all"}, "set freeze: none to train it from scratch"),
     ],
 )
 def test_bad_backbone_settings_are_config_errors(tmp_path, model, said):
@@ -127,7 +128,7 @@ def test_a_backbone_fine_tunes_saves_and_evaluates_from_an_image_folder(tmp_path
             "image_size": [24, 24],
             "validation_split": 0.2,
         },  # fmt: skip
-        "model": {"type": "backbone", "architecture": "mobilenet_v3_small", "freeze": 10},
+        "model": {"type": "backbone", "architecture": "mobilenet_v3_small"},
         "regularization": {"dropout": 0.2},
         "training": {"epochs": 1, "batch_size": 8},
     }

@@ -97,6 +97,13 @@ def _checks(cfg):
     weights = cfg.model.weights
     if weights not in ("none", "imagenet") and not Path(weights).is_file():
         yield (("model", "weights"), f"no weights file at {weights}; give its path, or imagenet")
+    if weights == "none" and cfg.model.freeze != "none":
+        yield (
+            ("model", "freeze"),
+            f"freeze: {cfg.model.freeze} keeps layers of a randomly initialised network fixed "
+            "(weights: none), so they never learn; set freeze: none to train it from scratch, "
+            "or weights: imagenet (or a file) to fine-tune",
+        )
 
 
 @MODELS.register(
