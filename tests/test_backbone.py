@@ -99,7 +99,7 @@ def test_imagenet_offline_is_a_data_error_saying_where_the_file_goes(monkeypatch
         ({"weights": "weights.bin"}, "neither none, imagenet nor a weights file"),
         ({"weights": "missing.weights.h5"}, "no weights file at missing.weights.h5"),
         ({"architecture": "resnet51"}, "resnet50_v2"),
-        ({"freeze": -1}, "freeze takes all, none or a number"),
+        ({"freeze": -1}, "greater than or equal to 0"),
         ({"freeze": "all"}, "set freeze: none to train it from scratch"),
     ],
 )

@@ -19,7 +19,7 @@ SECTIONS = "dataset|model|optimizer|training|regularization|early_stopping|check
 KEY = re.compile(
     rf"(?<![\w./-])(?:{SECTIONS})(?:\.[a-z_][a-z0-9_]*)+|(?:(?<=: )|^)(?:{SECTIONS})(?=: )"
 )
-NOT_KEYS = {"model.keras", "model.fit", "tracking.json"}  # a file, Keras's method, a file
+NOT_KEYS = {"model.keras", "model.fit", "model.save", "tracking.json"}  # files, Keras methods
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 NO_VALIDATION = rows(

@@ -85,7 +85,7 @@ def test_shipped_configs_through_the_cli(schema_validator, monkeypatch):
 # --- every shorthand a `mode="before"` validator accepts ------------------------------------
 
 TYPED = {"dataset": DATASETS, "model": MODELS, "optimizer": OPTIMIZERS}
-NEEDS_KEYS = {"csv", "npz", "image_folder"}  # a file to read: the bare name is not enough
+NEEDS_KEYS = {"csv", "npz", "image_folder", "keras_file"}  # a file to read: the name is not enough
 IMAGES_FOR = {"cnn", "rnn", "vae", "gan"}
 
 SHORTHANDS = [

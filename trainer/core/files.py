@@ -57,6 +57,23 @@ def require_data_file(path: Path) -> None:
         raise DataError(f"{path}: {problem}", hint="point the dataset at a regular file")
 
 
+def archive_problem(path: Path) -> str | None:
+    """Why the zip archive ``path`` is unsafe or unreadable (not a zip, a truncated one, a
+    member whose name is absolute or climbs out with ``..``: zip slip), or None."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as error:
+        return f"not a Keras archive, or a truncated one ({error})"
+    unsafe = [n for n in names if n.startswith(("/", "\\")) or ".." in Path(n).parts]
+    if unsafe:
+        return (f"refused: the archive holds member {unsafe[0][:200]!r}, a path that leaves "
+                "the archive's folder")  # fmt: skip
+    return None
+
+
 def read_bounded(path: Path, limit: int) -> bytes:
     """The bytes of the regular file ``path``, refused if it holds more than ``limit``.
 

@@ -25,7 +25,7 @@ backbone's first N layers.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -60,7 +60,7 @@ class BackboneParams(Params):
         description="none (random), imagenet (Keras's download and cache, hash-checked), or "
         "the path of a weights file of the backbone without its top.",
     )
-    freeze: Literal["all", "none"] | int = Field(
+    freeze: Literal["all", "none"] | Annotated[int, Field(ge=0, le=100_000)] = Field(
         "none",
         description="all: train only the head; none: train everything; N: freeze the "
         "backbone's first N layers.",
@@ -76,13 +76,6 @@ class BackboneParams(Params):
             raise ValueError(
                 f"'{value}' is neither none, imagenet nor a weights file (.h5 or .weights.h5)"
             )
-        return value
-
-    @field_validator("freeze")
-    @classmethod
-    def _freeze(cls, value):
-        if isinstance(value, int) and value < 0:
-            raise ValueError("freeze takes all, none or a number of layers >= 0")
         return value
 
 

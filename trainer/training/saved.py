@@ -12,7 +12,7 @@ from typing import Any
 from trainer import datasets
 from trainer.config.schema import Config
 from trainer.core.errors import DataError, DivergedError, RunError, StorageError, UsageError
-from trainer.core.files import DAMAGED, fsync, not_a_file, read_run_json
+from trainer.core.files import DAMAGED, archive_problem, fsync, not_a_file, read_run_json
 from trainer.models import MODELS, hook
 from trainer.training import backend, finite
 
@@ -103,8 +103,6 @@ def check_archive(path: Path, run_dir: Path) -> Path:
     smuggled in; an archive that is not a zip (truncated); one with a member whose name is
     absolute or climbs out with ``..`` (zip slip), whatever Keras would do with it.
     """
-    import zipfile
-
     real = path.resolve()
     if path.is_symlink() and not real.is_relative_to(run_dir.resolve()):
         raise RunError(
@@ -114,19 +112,14 @@ def check_archive(path: Path, run_dir: Path) -> Path:
     problem = not_a_file(path)
     if problem is not None:
         raise RunError(f"{path}: {problem}", hint=DAMAGED)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError) as error:
+    found = archive_problem(path)
+    if found is not None:
+        refused = found.startswith("refused")
         raise RunError(
-            f"{path}: not a Keras archive, or a truncated one ({error})", hint=DAMAGED
-        ) from None
-    unsafe = [n for n in names if n.startswith(("/", "\\")) or ".." in Path(n).parts]
-    if unsafe:
-        raise RunError(
-            f"{path}: refused: the archive holds member {unsafe[0][:200]!r}, a path that "
-            "leaves the archive's folder",
-            hint="only load models from sources you trust; retrain it with `trainer fit`",
+            f"{path}: {found}",
+            hint="only load models from sources you trust; retrain it with `trainer fit`"
+            if refused
+            else DAMAGED,
         )
     return path
 
