@@ -16,7 +16,7 @@ from trainer.models import MODELS
 from trainer.models.inputs import SHAPES
 from trainer.optimizers import OPTIMIZERS
 from trainer.settings.sections import UNSUPPORTED
-from trainer.settings.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from trainer.settings.vocabulary import METRICS
 
 if TYPE_CHECKING:
     from trainer.config.schema import Config
@@ -25,7 +25,7 @@ Problem = tuple[tuple, str]
 
 
 def check_metrics_fit_task(cfg: Config) -> Iterator[Problem]:
-    allowed = REGRESSION_METRICS if cfg.task == "regression" else CLASSIFICATION_METRICS
+    allowed = METRICS[cfg.task]
     for i, metric in enumerate(cfg.metrics):
         if metric not in allowed:
             yield (

@@ -84,7 +84,7 @@ class Config(Section):
         keras_side = {
             "regression": {"mse", "mae", "rmse", "r2"},
             "binary": {"accuracy", "precision", "recall", "auc"},
-            "multiclass": {"accuracy"},
+            "multiclass": {"accuracy", "top_3_accuracy", "top_5_accuracy"},
         }[self.task]
         return [m for m in self.metrics if m in keras_side]
 

@@ -13,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
-HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "auc", "r2"}
+from trainer.settings.vocabulary import TOP_K_METRICS
+
+HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "auc", "r2", "top_3_accuracy",
+                    "top_5_accuracy"}  # fmt: skip
 
 
 def evaluate(
@@ -95,6 +98,10 @@ def classification_metrics(task, y_true, proba, class_names, metrics) -> dict[st
         "f1": f1,
         "auc": _auc(y_true, proba, task, labels),
     }
+    for name, k in TOP_K_METRICS.items():  # the true class among the k most likely
+        if name in metrics:
+            top = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+            values[name] = float((top == y_true[:, None]).any(axis=1).mean())
     clipped = np.clip(proba, 1e-7, 1.0)
     clipped /= clipped.sum(axis=1, keepdims=True)
     loss = skm.log_loss(y_true, clipped, labels=labels)

@@ -78,6 +78,8 @@ def epoch_metrics(cfg: Config) -> list:
     """Keras metric objects for the config's metrics that Keras can log every epoch."""
     import keras
 
+    from trainer.settings.vocabulary import TOP_K_METRICS
+
     factories = {
         "accuracy": lambda: "accuracy",
         "precision": lambda: keras.metrics.Precision(name="precision"),
@@ -87,5 +89,9 @@ def epoch_metrics(cfg: Config) -> list:
         "mae": lambda: keras.metrics.MeanAbsoluteError(name="mae"),
         "rmse": lambda: keras.metrics.RootMeanSquaredError(name="rmse"),
         "r2": lambda: keras.metrics.R2Score(name="r2"),
+        **{
+            name: lambda k=k, name=name: keras.metrics.SparseTopKCategoricalAccuracy(k, name=name)
+            for name, k in TOP_K_METRICS.items()
+        },
     }
     return [factories[name]() for name in cfg.epoch_metrics()]
