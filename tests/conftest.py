@@ -1,6 +1,8 @@
-"""What every test shares: a quiet TensorFlow on its own backend, and the table fixture."""
+"""What every test shares: a quiet TensorFlow on its own backend, the table fixture, and a
+fit whose saved run `trainer eval` reloads to the same test metrics."""
 
 import gzip
+import json
 import os
 from pathlib import Path
 
@@ -30,3 +32,23 @@ def formats(tmp_path) -> dict[str, Path]:
         pq.write_table(table.slice(start, {0: 100, 1: 150, 2: 150}[i]), folder / f"p{i}.parquet")
     (folder / "_SUCCESS").write_text("")  # a marker Spark writes: not a data file
     return paths
+
+
+def fit_and_reload(tmp_path: Path, config: dict) -> dict:
+    """`trainer fit` on ``config`` (exit 0), then `trainer eval` of its run: the same test
+    metrics, which are returned."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from trainer.cli.commands import app
+
+    runner = CliRunner()
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = str(tmp_path / "run")
+    fitted = runner.invoke(app, ["fit", str(tmp_path / "c.yaml"), "--run-dir", run, "--json"])
+    assert fitted.exit_code == 0, fitted.output
+    evaluated = runner.invoke(app, ["eval", run, "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    test = json.loads(fitted.stdout)["test"]
+    assert json.loads(evaluated.stdout)["test"] == test
+    return test

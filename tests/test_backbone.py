@@ -4,13 +4,12 @@ from a file the test writes; ImageNet's download failing offline is exit 4; froz
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.conftest import fit_and_reload
 from tests.test_streaming import folder
 from trainer.cli.commands import app
 from trainer.core.errors import DataError
@@ -132,10 +131,4 @@ def test_a_backbone_fine_tunes_saves_and_evaluates_from_an_image_folder(tmp_path
         "regularization": {"dropout": 0.2},
         "training": {"epochs": 1, "batch_size": 8},
     }
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
-    fitted = runner.invoke(app, ["fit", str(tmp_path / "c.yaml"), "--run-dir",
-                                 str(tmp_path / "run"), "--json"])  # fmt: skip
-    assert fitted.exit_code == 0, fitted.output
-    evaluated = runner.invoke(app, ["eval", str(tmp_path / "run"), "--json"])
-    assert evaluated.exit_code == 0, evaluated.output
-    assert json.loads(evaluated.stdout)["test"] == json.loads(fitted.stdout)["test"]
+    fit_and_reload(tmp_path, config)

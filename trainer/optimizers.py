@@ -52,6 +52,11 @@ Schedule = Annotated[
 
 class OptimizerParams(Params):
     schedule: Schedule | None = None
+    warmup_epochs: float = Field(
+        0.0, ge=0.0, le=MAX_EPOCHS,
+        description="Linear warm-up: the rate (or the schedule's) rises from near 0 over this "
+        "many epochs (fractions allowed); 0: none.",
+    )  # fmt: skip
     clipnorm: Positive | None = Field(None, description="Clip each gradient to this norm.")
     clipvalue: Positive | None = Field(None, description="Clip each gradient element.")
     global_clipnorm: Positive | None = Field(None, description="Clip the global gradient norm.")
@@ -139,12 +144,53 @@ def build(params: OptimizerParams, steps_per_epoch: int, epochs: int):
     entry = OPTIMIZERS.get(params.type)
     kwargs = params.kwargs()
     schedule = kwargs.pop("schedule")
+    warmup = round(kwargs.pop("warmup_epochs") * steps_per_epoch)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if schedule is not None:
         kwargs["learning_rate"] = _schedule(
             schedule, kwargs["learning_rate"], steps_per_epoch, epochs
         )
+    if warmup > 0:
+        kwargs["learning_rate"] = linear_warmup()(kwargs["learning_rate"], warmup)
     return keras.optimizers.get({"class_name": entry.factory(), "config": kwargs})
+
+
+_WARMUP = None
+
+
+def linear_warmup():
+    """The :class:`LinearWarmup` schedule class, made (and registered with Keras, so a saved
+    model's optimizer reloads in safe mode) on first use: importing this module imports no
+    Keras."""
+    global _WARMUP
+    if _WARMUP is not None:
+        return _WARMUP
+    import keras
+
+    @keras.saving.register_keras_serializable(package="trainer")
+    class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+        """``rate(step) * min(1, (step + 1) / warmup_steps)``: a constant rate or a schedule,
+        ramped up linearly over the first ``warmup_steps`` steps."""
+
+        def __init__(self, rate, warmup_steps: int) -> None:
+            if isinstance(rate, dict):
+                rate = keras.optimizers.schedules.deserialize(rate)
+            self.rate, self.warmup_steps = rate, int(warmup_steps)
+
+        def __call__(self, step):
+            step = keras.ops.cast(step, "float32")
+            base = self.rate(step) if callable(self.rate) else self.rate
+            ramp = keras.ops.minimum(1.0, (step + 1.0) / float(self.warmup_steps))
+            return keras.ops.cast(base, "float32") * ramp
+
+        def get_config(self):
+            rate = self.rate
+            if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+                rate = keras.optimizers.schedules.serialize(rate)
+            return {"rate": rate, "warmup_steps": self.warmup_steps}
+
+    _WARMUP = LinearWarmup
+    return LinearWarmup
 
 
 def _schedule(schedule, initial: float, steps_per_epoch: int, epochs: int):

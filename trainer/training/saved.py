@@ -78,8 +78,10 @@ def load_model(run_dir: Path, cfg: Config):
 
         importlib.import_module(module)
     from trainer.losses import one_hot_labels
+    from trainer.optimizers import linear_warmup
 
     one_hot_labels()  # registers the trainer's loss wrapper, which a compiled model may name
+    linear_warmup()  # and its warm-up schedule, which the model's optimizer may use
     path = check_archive(run_dir / "model.keras", run_dir)
     try:
         model = keras.saving.load_model(path, safe_mode=True)

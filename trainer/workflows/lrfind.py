@@ -2,7 +2,7 @@
 
 One optimizer step per rate, from ``min_rate`` to ``max_rate`` in ``steps`` geometric steps
 (Smith, "Cyclical Learning Rates", 2017; fastai's ``lr_find``), on the config's own model,
-data, batch size and optimizer, with any schedule switched off. Each step's loss is that
+data, batch size and optimizer, with any schedule and warm-up switched off. Each step's loss is that
 batch's loss alone (the metric accumulators are reset before every step, since Keras would
 otherwise log the running mean of the epoch). While the test runs, the loss is smoothed with
 a bias-corrected exponential moving average, and the test stops once that exceeds
@@ -101,7 +101,9 @@ def range_test(
     model = engine.build_model(cfg, data.spec)
     n_train = len(data.x_train)
     batch_size = n_train if cfg.training.batch_size == "full" else cfg.training.batch_size
-    params = cfg.optimizer.model_copy(update={"learning_rate": min_rate, "schedule": None})
+    params = cfg.optimizer.model_copy(
+        update={"learning_rate": min_rate, "schedule": None, "warmup_epochs": 0.0}
+    )
     hook("compile", cfg.model.type)(
         model,
         cfg,
