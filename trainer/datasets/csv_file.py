@@ -141,7 +141,7 @@ def csv(
     """Your own table (CSV, .csv.gz, Parquet): numeric and categorical columns, a target."""
     import numpy as np
 
-    from trainer.datasets.spill import MappedRows, decide_table, directory_of, spilled
+    from trainer.datasets.spill import MappedRows, decide_table, spilled
 
     storage = decide_table(in_memory, path, len(read_columns(path, delimiter)), spill_dir)
     whole = storage["in_memory"]
@@ -159,8 +159,8 @@ def csv(
     warnings: list[str] = []
     keep = {split: ~_target_missing(table, missing) for split, table in files.items()}
 
-    directory = directory_of(spill_dir)
     width = len(train.features)
+    directory = None if whole else Path(storage["spill_dir"])
     if whole:
         matrices = {s: np.empty((t.rows, width)) for s, t in files.items()}
     else:  # column-major: each column is written, and read for its statistics, in one piece
@@ -201,7 +201,7 @@ def csv(
         if whole:
             x[split] = matrix if len(rows) == len(matrix) else matrix[rows]
         else:
-            x[split] = MappedRows(matrix, directory, reason=storage).take(rows)
+            x[split] = MappedRows(matrix, directory).take(rows)
     fill = None if missing is None else missing.fill_value
     table = Table(tuple(feature_columns), encoding, strategies, fill)
     y = {split: targets[split][keep[split]] for split in files}

@@ -244,14 +244,9 @@ class ImageFiles(LazyArray):
         """The images at ``indices`` of this array, decoded, unscaled (uint8)."""
         return self.source.read(self.index[np.asarray(indices, dtype=np.int64)])
 
-    pixels = raw
-
     @property
     def failure(self) -> DataError | None:
         return self.source.failure
-
-    def describe(self) -> str:
-        return f"{len(self):,} files"
 
     @property
     def decoded(self) -> int:

@@ -50,10 +50,6 @@ class LazyArray:
         """The DataError a read raised, kept for when the pipeline wraps it in its own."""
         return None
 
-    def describe(self) -> str:
-        """What the samples are read from, for the start-up line: '2,000 files'."""
-        raise NotImplementedError
-
     # --- what NumPy's arrays answer ---------------------------------------------------------
 
     @property

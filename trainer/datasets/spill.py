@@ -17,7 +17,6 @@ chunk of rows and the batches in flight, not by the table's size.
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
 import tempfile
@@ -42,9 +41,8 @@ SAMPLE_BYTES = 1 << 20  # of a CSV file, to estimate its rows
 class MappedRows(LazyArray):
     """A view (``index``: rows of the file) of a 2-D memory-mapped array of a table."""
 
-    def __init__(self, data: np.memmap, directory: Path, index: np.ndarray | None = None,
-                 reason: dict[str, Any] | None = None) -> None:  # fmt: skip
-        self.data, self.directory, self.reason = data, directory, reason
+    def __init__(self, data: np.memmap, directory: Path, index: np.ndarray | None = None) -> None:
+        self.data, self.directory = data, directory
         self.index = np.arange(len(data), dtype=np.int64) if index is None else index
 
     @property
@@ -56,7 +54,7 @@ class MappedRows(LazyArray):
         return self.data.dtype
 
     def view(self, index: np.ndarray) -> MappedRows:
-        return MappedRows(self.data, self.directory, index, self.reason)
+        return MappedRows(self.data, self.directory, index)
 
     def raw(self, indices: np.ndarray) -> np.ndarray:
         return np.asarray(self.data[self.index[np.asarray(indices, dtype=np.int64)]])
@@ -73,10 +71,7 @@ class MappedRows(LazyArray):
     def spill(self, width: int) -> MappedRows:
         """A zeroed (rows, ``width``) float32 array beside this one, for its features."""
         data = spilled((len(self), width), np.float32, self.directory)
-        return MappedRows(data, self.directory, reason=self.reason)
-
-    def describe(self) -> str:
-        return f"a {len(self.data):,}-row table mapped from {self.directory}"
+        return MappedRows(data, self.directory)
 
 
 def spilled(shape: tuple[int, ...], dtype, directory: Path, order: str = "C") -> np.memmap:
@@ -112,7 +107,7 @@ def estimate_rows(path: Path) -> int:
             text = zlib.decompressobj(wbits=31).decompress(head)
             size = int(size * len(text) / max(1, len(head)))
             head = text
-    except (OSError, zlib.error, gzip.BadGzipFile):
+    except (OSError, zlib.error):
         return 0
     lines = head.count(b"\n")
     return int(size / (len(head) / lines)) if lines else 1

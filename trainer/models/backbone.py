@@ -36,16 +36,17 @@ from trainer.models.inputs import require_kind
 
 INPUTS = ("image",)
 MIN_SIZE = 32  # pixels: the smallest input keras.applications builds these networks for
-# name -> (Keras class, the module whose preprocessing it needs, its own preprocessing layer)
+# name -> (Keras class, whether it normalizes 0-255 pixels itself: include_preprocessing, Keras's
+# default; ResNetV2 has no such layer and takes [-1, 1])
 ARCHITECTURES = {
-    "mobilenet_v3_small": ("MobileNetV3Small", "mobilenet_v3", True),
-    "mobilenet_v3_large": ("MobileNetV3Large", "mobilenet_v3", True),
-    "efficientnet_v2_b0": ("EfficientNetV2B0", "efficientnet_v2", True),
-    "efficientnet_v2_b1": ("EfficientNetV2B1", "efficientnet_v2", True),
-    "efficientnet_v2_b2": ("EfficientNetV2B2", "efficientnet_v2", True),
-    "efficientnet_v2_b3": ("EfficientNetV2B3", "efficientnet_v2", True),
-    "resnet50_v2": ("ResNet50V2", "resnet_v2", False),
-    "convnext_tiny": ("ConvNeXtTiny", "convnext", True),
+    "mobilenet_v3_small": ("MobileNetV3Small", True),
+    "mobilenet_v3_large": ("MobileNetV3Large", True),
+    "efficientnet_v2_b0": ("EfficientNetV2B0", True),
+    "efficientnet_v2_b1": ("EfficientNetV2B1", True),
+    "efficientnet_v2_b2": ("EfficientNetV2B2", True),
+    "efficientnet_v2_b3": ("EfficientNetV2B3", True),
+    "resnet50_v2": ("ResNet50V2", False),
+    "convnext_tiny": ("ConvNeXtTiny", True),
 }
 Architecture = Literal[tuple(ARCHITECTURES)]  # type: ignore[valid-type]
 
@@ -126,7 +127,7 @@ def backbone(spec, *, architecture, weights, freeze, l1, l2, dropout):
     size = (max(height, MIN_SIZE), max(width, MIN_SIZE))
     if size != (height, width):
         x = keras.layers.Resizing(*size, interpolation="bilinear", name="resize_up")(x)
-    class_name, _, preprocesses = ARCHITECTURES[architecture]
+    class_name, preprocesses = ARCHITECTURES[architecture]
     x = keras.layers.Rescaling(255.0, name="to_0_255")(x)  # the networks take 0-255 pixels
     if not preprocesses:  # ResNetV2: the 'tf' mode of its preprocess_input, to [-1, 1]
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_minus1_1")(x)
@@ -145,8 +146,6 @@ def _network(class_name: str, shape: tuple[int, int, int], weights: str):
 
     build = getattr(keras.applications, class_name)
     options = {"include_top": False, "pooling": "avg", "input_shape": shape}
-    if class_name.startswith(("MobileNetV3", "EfficientNetV2", "ConvNeXt")):
-        options["include_preprocessing"] = True
     source = None if weights == "none" else weights
     try:
         return build(weights=source, **options)
